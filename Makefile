@@ -1,0 +1,57 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TINY := .cache/models/helexa-tiny
+SMALL := .cache/models/helexa-small
+SYSDEPS := .cache/.system-deps
+
+.PHONY: run test lint typecheck bench bench-quick model install clean
+
+# torch is installed first and pinned: 2.13.0 is a local CPU wheel here (seconds);
+# an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[neuron,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(SYSDEPS): scripts/system-deps.sh
+	./scripts/system-deps.sh
+	mkdir -p .cache && touch $(SYSDEPS)
+
+$(TINY)/config.json: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m helexa.testing.tiny_model $(TINY) --size tiny
+
+$(SMALL)/config.json: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m helexa.testing.tiny_model $(SMALL) --size small
+
+model: $(TINY)/config.json
+
+run: $(STAMP) $(TINY)/config.json
+	HF_HUB_OFFLINE=1 $(BIN)/helexa serve --fleet fleet.toml --models models.toml
+
+test: $(STAMP) $(SYSDEPS) $(TINY)/config.json
+	$(BIN)/ruff check helexa tests bench
+	$(BIN)/mypy helexa
+	HF_HUB_OFFLINE=1 $(BIN)/pytest
+
+lint:
+	$(BIN)/ruff check helexa tests bench
+	$(BIN)/ruff format --check helexa tests bench
+
+typecheck:
+	$(BIN)/mypy helexa
+
+bench: $(STAMP) $(SMALL)/config.json
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench
+
+bench-quick: $(STAMP) $(TINY)/config.json
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench --quick
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from helexa.cli import main
+
+sys.exit(main())

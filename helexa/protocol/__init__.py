@@ -1,0 +1,1 @@
+"""Wire models only (pydantic): what crosses HTTP. No behaviour lives here."""

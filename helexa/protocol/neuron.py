@@ -1,0 +1,91 @@
+"""The neuron's own API (DESIGN section 5): the contract between neuron and gateway."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from helexa.protocol.base import WireModel
+
+ModelState = Literal["loading", "loaded", "unloading", "failed"]
+DeviceKind = Literal["cuda", "cpu"]
+Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+
+
+class Health(WireModel):
+    status: Literal["ok"] = "ok"
+    uptime_s: float
+
+
+class Device(WireModel):
+    index: int
+    name: str
+    kind: DeviceKind
+    memory_total_mb: int
+    memory_free_mb: int
+    compute_capability: str | None = None
+
+
+class EngineInfo(WireModel):
+    torch: str | None = None
+    transformers: str | None = None
+    cuda: str | None = None
+    driver: str | None = None
+    nvml: str | None = None  # why NVML is absent, when it is ("not installed", "no GPU", ...)
+
+
+class Discovery(WireModel):
+    hostname: str
+    name: str | None = None
+    version: str
+    engine: EngineInfo
+    devices: list[Device]
+
+
+class ModelInfo(WireModel):
+    id: str
+    state: ModelState
+    error: str | None = None
+    devices: list[int] = []
+    memory_mb: int = 0
+    dtype: str | None = None
+    context_length: int | None = None
+    in_flight: int = 0
+    queued: int = 0
+    max_in_flight: int = 1
+    loaded_at: float | None = None  # unix seconds
+    last_used_at: float | None = None  # unix seconds
+    load_seconds: float | None = None
+    capabilities: list[str] = []  # e.g. "chat", "completions", "tools", "thinking"
+
+
+class ModelsList(WireModel):
+    models: list[ModelInfo]
+    cycles: int = 0
+
+
+class LoadRequest(WireModel):
+    model: str
+    path: str | None = None
+    revision: str | None = None
+    dtype: Dtype | None = None
+    devices: int | None = None
+    context_length: int | None = None
+    sampling: dict[str, Any] | None = None
+
+
+class UnloadRequest(WireModel):
+    model: str
+    drain_timeout_s: float | None = None
+
+
+class TokenizeRequest(WireModel):
+    model: str
+    path: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+
+class TokenizeResponse(WireModel):
+    count: int
