@@ -7,7 +7,7 @@ TINY := .cache/models/helexa-tiny
 SMALL := .cache/models/helexa-small
 SYSDEPS := .cache/.system-deps
 
-.PHONY: run test lint typecheck bench bench-quick model install clean
+.PHONY: run test lint typecheck bench bench-quick model install clean rpm
 
 # torch is installed first and pinned: 2.13.0 is a local CPU wheel here (seconds);
 # an unpinned torch would pull a multi-GB CUDA build.
@@ -55,3 +55,6 @@ bench-quick: $(STAMP) $(TINY)/config.json
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
+
+rpm: $(STAMP)
+	rpm/build.sh build/rpm

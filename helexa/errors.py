@@ -13,6 +13,7 @@
     │     ├── ModelUnloading        503 model_unloading, retryable
     │     ├── InsufficientMemory    507 insufficient_memory
     │     ├── LoadFailed            500 load_failed
+    │     ├── GenerationFailed      500 generation_failed (a forward pass raised)
     │     ├── NoFeasibleNeuron      503 no_feasible_neuron, retryable
     │     ├── UpstreamError         502 upstream_error (a neuron failed)
     │     └── UpstreamTimeout       504 upstream_timeout
@@ -118,7 +119,9 @@ class APIError(HelexaError):
             self.code = code
         if status is not None:
             self.status = status
-        self.retry_after = retry_after if retry_after is not None else (1.0 if self.retryable else None)
+        if retry_after is None and self.retryable:
+            retry_after = 1.0
+        self.retry_after = retry_after
 
     def to_openai(self) -> dict[str, object]:
         """The OpenAI error envelope (used by the neuron and the OpenAI routes)."""
@@ -134,7 +137,7 @@ class APIError(HelexaError):
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:
             return {}
-        return {"Retry-After": str(max(1, int(round(self.retry_after))))}
+        return {"Retry-After": str(max(1, round(self.retry_after)))}
 
 
 class BadRequest(APIError):
@@ -189,6 +192,12 @@ class LoadFailed(APIError):
     status = 500
     type = "server_error"
     code = "load_failed"
+
+
+class GenerationFailed(APIError):
+    status = 500
+    type = "server_error"
+    code = "generation_failed"
 
 
 class NoFeasibleNeuron(APIError):

@@ -5,6 +5,10 @@ set -euo pipefail
 # command -> Debian package
 declare -A NEED=(
   [promtool]=prometheus
+  [sshd]=openssh-server
+  [rpmbuild]=rpm
+  [rpmlint]=rpmlint
+  [systemd-analyze]=systemd
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -16,4 +20,22 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Claude Code CLI for tests/clients, into a project-local npm prefix (never global).
+# The version is pinned so CI tests what was tested here; a second run only checks the binary.
+CLAUDE_CODE_VERSION=2.1.197
+NPM_PREFIX="$(cd "$(dirname "$0")/.." && pwd)/.cache/npm"
+CLAUDE_BIN="$NPM_PREFIX/node_modules/.bin/claude"
+if ! "$CLAUDE_BIN" --version 2>/dev/null | grep -q "^$CLAUDE_CODE_VERSION "; then
+  command -v npm >/dev/null 2>&1 || {
+    echo "system-deps: npm is needed for the Claude Code CLI" >&2; exit 1; }
+  echo "system-deps: installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into $NPM_PREFIX"
+  mkdir -p "$NPM_PREFIX"
+  npm install --prefix "$NPM_PREFIX" --no-audit --no-fund --loglevel=error \
+    "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
+  # npm versions that hold back install scripts leave a placeholder: run the copy step.
+  "$CLAUDE_BIN" --version >/dev/null 2>&1 ||
+    (cd "$NPM_PREFIX/node_modules/@anthropic-ai/claude-code" && node install.cjs)
+  "$CLAUDE_BIN" --version >/dev/null
 fi

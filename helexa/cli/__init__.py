@@ -19,6 +19,9 @@ COMMAND_MODULES = (
     "helexa.cli.neuron_cmd",
     "helexa.cli.status_cmd",
     "helexa.cli.config_cmd",
+    "helexa.cli.plan_cmd",
+    "helexa.cli.apply_cmd",
+    "helexa.cli.bootstrap_cmd",
 )
 
 

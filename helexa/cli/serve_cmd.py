@@ -1,16 +1,87 @@
-"""`helexa serve` (placeholder until its issue lands)."""
+"""`helexa serve [--fleet F] [--models M] [--log-json]`: gateway, metrics, local neurons."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
+
+from helexa.config import Config, load_config
+from helexa.errors import ConfigError
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("serve", help="(not yet implemented)")
-    p.set_defaults(func=lambda _a: _todo("serve"))
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the gateway, its metrics endpoint and the local neurons"
+    )
+    p.add_argument("--fleet", help="fleet.toml (default: $HELEXA_FLEET, ./, /etc/helexa/)")
+    p.add_argument("--models", help="models.toml (default: $HELEXA_MODELS, ./, /etc/helexa/)")
+    p.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    p.set_defaults(func=run)
 
 
-def _todo(name: str) -> int:
-    print(f"helexa {name}: not implemented yet")
-    return 1
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(as_json: bool, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if as_json:
+        handler.setFormatter(JsonFormatter())
+    else:
+        formatter = logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s")
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_json, args.log_level)
+    try:
+        config = load_config(args.fleet, args.models)
+    except ConfigError as exc:
+        print(f"helexa serve: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_main(config))
+    except OSError as exc:  # e.g. the port is taken
+        print(f"helexa serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it): a faster proxy loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+async def _main(config: Config) -> None:
+    from helexa.gateway.server import serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(config, stop)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from helexa.protocol.base import WireModel
 
 ModelState = Literal["loading", "loaded", "unloading", "failed"]
@@ -45,7 +47,7 @@ class ModelInfo(WireModel):
     id: str
     state: ModelState
     error: str | None = None
-    devices: list[int] = []
+    devices: list[int] = Field(default_factory=list)
     memory_mb: int = 0
     dtype: str | None = None
     context_length: int | None = None
@@ -55,7 +57,8 @@ class ModelInfo(WireModel):
     loaded_at: float | None = None  # unix seconds
     last_used_at: float | None = None  # unix seconds
     load_seconds: float | None = None
-    capabilities: list[str] = []  # e.g. "chat", "completions", "tools", "thinking"
+    # e.g. "chat", "completions", "tools", "thinking"
+    capabilities: list[str] = Field(default_factory=list)
 
 
 class ModelsList(WireModel):

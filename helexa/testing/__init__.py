@@ -1,1 +1,1 @@
-"""helexa.testing."""
+"""Helpers shared by tests, benchmarks and the demo."""

@@ -1,1 +1,47 @@
-"""helexa.translate."""
+"""Pure OpenAI <-> Anthropic translation: requests, responses, streams, errors.
+
+The gateway's /v1/messages route parses and translates the request
+(anthropic_request), sends it to a neuron as OpenAI, and translates the reply
+(anthropic_response) or the stream (anthropic_stream) back. Nothing here does
+I/O; docs/dialects.md lists every rule.
+"""
+
+from helexa.translate.anthropic_request import (
+    anthropic_to_openai,
+    parse_count_tokens_request,
+    parse_messages_request,
+    tokenize_request,
+    translate_request,
+)
+from helexa.translate.anthropic_response import translate_response
+from helexa.translate.anthropic_stream import (
+    PING_SSE,
+    AnthropicStreamTranslator,
+    Event,
+    ping_event,
+    render_sse,
+)
+from helexa.translate.errors import (
+    anthropic_error_type,
+    api_error_to_anthropic,
+    exception_to_anthropic,
+    openai_error_to_anthropic,
+)
+
+__all__ = [
+    "PING_SSE",
+    "AnthropicStreamTranslator",
+    "Event",
+    "anthropic_error_type",
+    "anthropic_to_openai",
+    "api_error_to_anthropic",
+    "exception_to_anthropic",
+    "openai_error_to_anthropic",
+    "parse_count_tokens_request",
+    "parse_messages_request",
+    "ping_event",
+    "render_sse",
+    "tokenize_request",
+    "translate_request",
+    "translate_response",
+]

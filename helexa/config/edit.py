@@ -1,0 +1,271 @@
+"""Format-preserving edits of fleet.toml / models.toml (tomlkit).
+
+Only the edited values change; comments, order and blank lines stay byte-identical.
+An edit is validated with the strict models before anything is written, and the
+write is atomic (temp file in the same directory + os.replace) and keeps the mode.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomlkit
+import tomlkit.exceptions
+from pydantic import BaseModel
+from tomlkit.container import Container
+from tomlkit.items import AoT, Comment, Item, Table, Whitespace
+from tomlkit.toml_document import TOMLDocument
+
+from helexa.config.aliases import is_pattern
+from helexa.config.fleet import FleetConfig
+from helexa.config.loader import parse_toml, validate
+from helexa.config.models import ModelsConfig, ModelSpec
+from helexa.errors import ConfigError, ConfigErrors
+
+M = TypeVar("M", bound=BaseModel)
+# An edit changes the document in place and says what it did.
+Edit = Callable[[TOMLDocument, M], str]
+
+
+@dataclass(frozen=True)
+class EditResult:
+    path: Path
+    changed: bool
+    summary: str  # what was (or would have been) done, for the CLI
+
+
+def edit_text(
+    text: str,
+    path: Path,
+    model: type[M],
+    edit: Edit[M],
+    context: Mapping[str, Any] | None = None,
+) -> tuple[str, str]:
+    """Apply `edit` to TOML `text`; returns (new text, summary). Pure.
+
+    Raises ConfigErrors if the file is invalid before (fix it first) or would be after.
+    """
+    current = validate(parse_toml(text, path), model, context=context)
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.TOMLKitError as exc:
+        raise ConfigErrors([ConfigError(f"TOML (tomlkit): {exc}", file=path)]) from None
+    try:
+        summary = edit(document, current)
+    except ConfigErrors as exc:
+        # Edits refuse without knowing the path; say which file they refused.
+        raise ConfigErrors(
+            [
+                ConfigError(e.message, file=e.file or path, line=e.line, key=e.key)
+                for e in exc.errors
+            ]
+        ) from None
+    new_text = document.as_string()
+    validate(parse_toml(new_text, path), model, context=context)
+    return new_text, summary
+
+
+def edit_file(
+    path: Path | str,
+    model: type[M],
+    edit: Edit[M],
+    context: Mapping[str, Any] | None = None,
+) -> EditResult:
+    # Edit what a symlink points at, not the link itself.
+    path = Path(path).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigErrors([ConfigError(f"cannot read: {exc}", file=path)]) from exc
+    new_text, summary = edit_text(text, path, model, edit, context)
+    if new_text == text:
+        return EditResult(path, changed=False, summary=summary)
+    write_atomic(path, new_text)
+    return EditResult(path, changed=True, summary=summary)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so readers see the old or the new file, never half."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as tmp:
+            tmp.write(text)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+# -- models.toml ---------------------------------------------------------------------------
+
+
+def pin_model(
+    path: Path | str,
+    name: str,
+    replicas: int | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> EditResult:
+    """`pin = true` (and `replicas = N` when given) on a model, adding it if unknown."""
+    return edit_file(path, ModelsConfig, _pin_edit(name, replicas), context)
+
+
+def unpin_model(
+    path: Path | str, name: str, context: Mapping[str, Any] | None = None
+) -> EditResult:
+    return edit_file(path, ModelsConfig, _unpin_edit(name), context)
+
+
+def _pin_edit(name: str, replicas: int | None) -> Edit[ModelsConfig]:
+    def edit(document: TOMLDocument, current: ModelsConfig) -> str:
+        spec = _named(current, name)
+        model_id = spec.id if spec else name
+        values: dict[str, Any] = {"pin": True}
+        if replicas is not None:
+            values["replicas"] = replicas
+        entry = _entry(document, "models", "id", model_id)
+        if entry is None:
+            _append_entry(document, "models", {"id": model_id, **values})
+        else:
+            _set_values(entry, values)
+        count = replicas if replicas is not None else (spec.replicas if spec else 1)
+        return f"pinned {model_id} (replicas = {count})"
+
+    return edit
+
+
+def _unpin_edit(name: str) -> Edit[ModelsConfig]:
+    def edit(document: TOMLDocument, current: ModelsConfig) -> str:
+        spec = _named(current, name)
+        entry = _entry(document, "models", "id", spec.id) if spec else None
+        if spec is None or entry is None:
+            raise ConfigErrors([ConfigError(f"no model {name!r}", key="models")])
+        if not spec.pin:
+            return f"{spec.id} is not pinned"  # absent `pin` already means false
+        _set_values(entry, {"pin": False})
+        return f"unpinned {spec.id}"
+
+    return edit
+
+
+def _named(current: ModelsConfig, name: str) -> ModelSpec | None:
+    """The model `name` is the id or an exact alias of; patterns are not followed, so
+    `helexa pin claude-x` never pins whatever "claude-*" happens to point at."""
+    target = current.all_aliases().get(name) if not is_pattern(name) else None
+    return current.get(name) or (current.get(target) if target else None)
+
+
+# -- fleet.toml ----------------------------------------------------------------------------
+
+
+def upsert_neuron(path: Path | str, name: str, values: Mapping[str, Any]) -> EditResult:
+    """Add a `[[neurons]]` entry named `name`, or update the keys in `values` on it."""
+    return edit_file(path, FleetConfig, _upsert_neuron_edit(name, values))
+
+
+def _upsert_neuron_edit(name: str, values: Mapping[str, Any]) -> Edit[FleetConfig]:
+    plain = {key: str(v) if isinstance(v, Path) else v for key, v in values.items()}
+
+    def edit(document: TOMLDocument, current: FleetConfig) -> str:
+        entry = _entry(document, "neurons", "name", name)
+        if entry is None:
+            _append_entry(document, "neurons", {"name": name, **plain})
+            return f"added neuron {name}"
+        _set_values(entry, plain)
+        return f"updated neuron {name}"
+
+    return edit
+
+
+# -- tomlkit helpers -----------------------------------------------------------------------
+
+
+def _entry(document: TOMLDocument, array: str, key: str, value: str) -> Table | None:
+    """The entry of array-of-tables `array` whose `key` equals `value`."""
+    entries = document.get(array)
+    if not isinstance(entries, AoT):
+        return None
+    return next((t for t in entries.body if t.get(key) == value), None)
+
+
+def _set_values(table: Table, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if key in table:
+            if table[key] != value:
+                table[key] = value  # tomlkit keeps the key's trailing comment
+        else:
+            _insert_key(table.value, key, value)
+
+
+def _insert_key(container: Container, key: str, value: Any) -> None:
+    """Insert right after the last key, not after comments that introduce what follows.
+
+    tomlkit's own append lands after trailing comments and blank lines (which a reader
+    attributes to the next header) and adds a blank line before sub-tables.
+    """
+    last_key = None
+    last_item = None
+    for item_key, item in container.body:
+        if item_key is not None and not isinstance(item, Table | AoT | Whitespace | Comment):
+            last_key, last_item = item_key, item
+    if last_key is None or last_item is None:
+        container.append(key, value)
+        return
+    new_item = tomlkit.item(value)
+    new_item.trivia.indent = last_item.trivia.indent
+    container._insert_after(last_key, key, new_item)
+
+
+def _append_entry(document: TOMLDocument, array: str, values: Mapping[str, Any]) -> None:
+    """A new last entry of `array`, set off by a blank line like its neighbours.
+
+    Comments after a blank line at the end of the previous entry introduce whatever
+    follows the array, so they move below the new entry rather than above it.
+    """
+    table = tomlkit.table()
+    for key, value in values.items():
+        table.add(key, value)
+    entries = document.get(array)
+    if not isinstance(entries, AoT):
+        if document.as_string().strip():
+            table.trivia.indent = "\n"
+        document.append(array, tomlkit.aot())
+        entries = document[array]
+        assert isinstance(entries, AoT)
+    trailer = _detach_trailer(entries.body[-1].value) if entries.body else []
+    if entries.body and not entries.as_string().endswith("\n\n"):
+        table.trivia.indent = "\n"
+    for item in trailer:
+        table.value.append(None, item)
+    if not trailer and _followed_by_more(document, array):
+        table.add(tomlkit.nl())
+    entries.append(table)
+
+
+def _detach_trailer(container: Container) -> list[Item]:
+    """Remove and return the comments/blank lines ending `container`, from a blank line on."""
+    body = container.body
+    if body and isinstance(body[-1][1], Table):
+        return _detach_trailer(body[-1][1].value)  # a sub-table ends the entry
+    start = len(body)
+    while start > 0 and isinstance(body[start - 1][1], Whitespace | Comment):
+        start -= 1
+    blank = next((i for i in range(start, len(body)) if isinstance(body[i][1], Whitespace)), None)
+    if blank is None:
+        return []
+    trailer = [item for _, item in body[blank:]]
+    del body[blank:]  # only unkeyed items: the key index map stays valid
+    return trailer
+
+
+def _followed_by_more(document: TOMLDocument, array: str) -> bool:
+    keys = [key.key for key, _ in document.body if key is not None]
+    return bool(keys) and keys[-1] != array

@@ -1,0 +1,184 @@
+"""The gateway: one object owning fleet state, poller, proxy and cold loader, and its app.
+
+`Gateway` is the I/O shell around the pure core (router, placement,
+catalogue). `build_app` wires the routes (routes_openai, routes_anthropic,
+routes_responses, routes_admin) and the API-key check (auth). Background
+work (polling, housekeeping) runs between `start()` and `stop()`; `helexa
+serve` and tests both use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import aiohttp
+from starlette.applications import Starlette
+
+from helexa.config import Config, NeuronEntry
+from helexa.gateway.auth import ApiKeyMiddleware
+from helexa.gateway.coldload import ColdLoader
+from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample
+from helexa.gateway.neuron_client import NeuronClient
+from helexa.gateway.poller import FleetPoller, PollSettings
+from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, default_session_factory
+from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+
+log = logging.getLogger("helexa.gateway")
+
+SessionFactory = Callable[[], aiohttp.ClientSession]
+MB = 1024 * 1024
+
+
+class ReconcileView(Protocol):
+    """What /admin/fleet shows of the reconcile daemon (helexa.reconcile.daemon fits)."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class Gateway:
+    """Everything one gateway knows and does; routes reach it via `request.app.state`."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        session_factory: SessionFactory = default_session_factory,
+        poll: PollSettings | None = None,
+        keep_alive_interval: float = 1.0,
+    ) -> None:
+        gw = config.fleet.gateway
+        self.config = config
+        self.config_error: str | None = None  # the last config reload that failed, shown as is
+        self.reconcile: ReconcileView | None = None  # set when the daemon runs in this process
+        self.keep_alive_interval = keep_alive_interval
+        self.fleet = FleetState()
+        self.metrics = GatewayMetrics()
+        self.poller = FleetPoller(
+            self.fleet,
+            config.fleet.neurons,
+            poll or PollSettings(interval=gw.poll_interval, failure_threshold=gw.unhealthy_after),
+            session_factory=session_factory,
+        )
+        self.poller.listeners.append(self._observe)
+        self.proxy = Proxy(
+            session_factory,
+            ProxyTimeouts(connect=gw.connect_timeout, read=gw.request_timeout),
+        )
+        self.client = NeuronClient(
+            session_factory, connect_timeout=gw.connect_timeout, load_timeout=gw.load_timeout
+        )
+        self.loader = ColdLoader(self.fleet, self.poller, self.client, self.current, self.metrics)
+        self.started_at = time.time()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def current(self) -> Config:
+        return self.config
+
+    def set_config(self, config: Config) -> None:
+        """A new desired state (reconcile daemon): poll the neurons it names from now on."""
+        self.config = config
+        self.config_error = None
+        self.poller.set_entries(config.fleet.neurons)
+
+    def neuron_entry(self, name: str) -> NeuronEntry | None:
+        return self.config.fleet.neuron(name)
+
+    def targets(self, locations: list[ModelLocation], path: str) -> list[Target]:
+        """Upstream URLs for `path` ("/chat/completions") on each location's neuron."""
+        out: list[Target] = []
+        for loc in locations:
+            entry = self.neuron_entry(loc.neuron)
+            if entry is None:
+                continue
+            # A helexa neuron serves OpenAI under /v1; a foreign endpoint already ends in it.
+            base = entry.endpoint.rstrip("/")
+            url = f"{base}{path}" if entry.kind == "openai" else f"{base}/v1{path}"
+            out.append(Target(loc.neuron, url, self.client.tokens.headers(entry)))
+        return out
+
+    async def start(self) -> None:
+        """Start polling (and anything else added to `background`)."""
+        await self.poller.poll_once()
+        self.background(self.poller.run(), "poller")
+
+    def background(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.proxy.close()
+        await self.client.close()
+        await self.poller.close()
+
+    def health(self) -> dict[str, Any]:
+        total = len(self.fleet.neurons)
+        healthy = len(self.fleet.healthy_neurons())
+        status = "ok" if total and healthy == total else "degraded" if healthy else "down"
+        return {"status": status, "neurons": {"healthy": healthy, "total": total}}
+
+    def _observe(self, _: NeuronState) -> None:
+        """After each poll: rewrite the fleet gauges."""
+        neurons = [
+            NeuronSample(
+                n.name,
+                n.healthy,
+                tuple(
+                    (
+                        d.index,
+                        (d.memory_total_mb - d.memory_free_mb) * MB,
+                        d.memory_total_mb * MB,
+                    )
+                    for d in n.devices
+                ),
+            )
+            for n in self.fleet.neurons.values()
+        ]
+        models = [
+            ModelSample(loc.model_id, n.name, loc.servable, loc.in_flight)
+            for n in self.fleet.neurons.values()
+            for loc in n.models.values()
+        ]
+        self.metrics.observe_fleet(neurons, models)
+
+
+def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
+    """The ASGI app; with `manage_lifecycle` its lifespan starts and stops `gateway`."""
+    from helexa.gateway import routes_admin, routes_anthropic, routes_openai, routes_responses
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await gateway.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await gateway.stop()
+
+    routes = (
+        routes_openai.ROUTES
+        + routes_anthropic.ROUTES
+        + routes_responses.ROUTES
+        + routes_admin.ROUTES
+    )
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    app.add_middleware(ApiKeyMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
+    return app
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s crashed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,84 @@
+"""API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`; `/health` is public.
+
+A plain ASGI middleware (not BaseHTTPMiddleware) so streamed responses pass
+through untouched. The 401 speaks the route's dialect: Anthropic's envelope
+on `/v1/messages`, OpenAI's everywhere else.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable, Sequence
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from helexa.errors import Unauthorized
+
+PUBLIC_PATHS = frozenset({"/health"})
+
+
+def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The key a request carries, from either header."""
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value.decode("latin-1").strip()
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer":
+                return token.strip()
+    return None
+
+
+def key_matches(presented: str | None, keys: Sequence[str]) -> bool:
+    if presented is None:
+        return False
+    # Compare against every key so timing does not say which one nearly matched.
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(presented.encode(), key.encode())
+    return found
+
+
+def unauthorized_body(path: str, message: str) -> bytes:
+    err = Unauthorized(message)
+    if path.startswith("/v1/messages"):
+        return json.dumps(
+            {"type": "error", "error": {"type": err.type, "message": err.message}}
+        ).encode()
+    return json.dumps(err.to_openai()).encode()
+
+
+class ApiKeyMiddleware:
+    """Rejects requests without a configured key (no keys configured = open)."""
+
+    def __init__(self, app: ASGIApp, keys: Callable[[], Sequence[str]]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        keys = self.keys()
+        if not keys:
+            await self.app(scope, receive, send)
+            return
+        presented = presented_key(scope["headers"])
+        if key_matches(presented, keys):
+            await self.app(scope, receive, send)
+            return
+        message = "Missing API key" if presented is None else "Invalid API key"
+        body = unauthorized_body(scope["path"], message)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,209 @@
+"""Getting one OpenAI request to a neuron and its answer back (routing steps 2-5).
+
+Used by the OpenAI routes, and by any dialect route that translates to
+OpenAI first. `respond` picks the path:
+
+- loaded somewhere: open the upstream now (failover before the first byte),
+  so an error still gets a real HTTP status;
+- otherwise, streaming: answer 200 at once and send `: keep-alive` comments
+  while the model is waited for / cold-loaded, then relay; failures become
+  an error event;
+- otherwise, not streaming: wait, then answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from helexa.errors import APIError, BadRequest
+from helexa.gateway import router
+from helexa.gateway.app import Gateway
+from helexa.gateway.metrics import GatewayMetrics
+from helexa.gateway.neuron_client import error_from_response
+from helexa.gateway.proxy import KEEP_ALIVE, Opened, Usage, error_event
+from helexa.gateway.state import ModelLocation
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@dataclass
+class RequestMeter:
+    """Feeds the per-request metrics once, when the response has ended."""
+
+    metrics: GatewayMetrics
+    model: str
+    dialect: str
+    usage: Usage = field(default_factory=Usage)
+    done: bool = False
+
+    def finish(self, neuron: str | None, status: int | str) -> None:
+        if self.done:
+            return
+        self.done = True
+        u = self.usage
+        end = u.finished_at or time.monotonic()
+        labels = (self.model, neuron or "", self.dialect)
+        m = self.metrics
+        m.requests.labels(*labels, str(status)).inc()
+        m.request_duration.labels(*labels).observe(end - u.started)
+        if u.first_token_at is not None:
+            m.ttft.labels(*labels).observe(u.first_token_at - u.started)
+        if neuron is None:
+            return
+        if u.prompt_tokens:
+            m.prompt_tokens.labels(self.model, neuron).inc(u.prompt_tokens)
+        if u.completion_tokens:
+            m.completion_tokens.labels(self.model, neuron).inc(u.completion_tokens)
+            decoding = end - (u.first_token_at or u.started)
+            if u.completion_tokens > 1 and decoding > 0:
+                rate = (u.completion_tokens - 1) / decoding
+                m.tokens_per_second.labels(self.model, neuron).observe(rate)
+
+
+def openai_error(exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.to_openai(), status_code=exc.status, headers=exc.headers())
+
+
+async def open_upstream(
+    gw: Gateway, model_id: str, path: str, payload: bytes, *, stream: bool
+) -> Opened:
+    """Wait for / cold-load the model, then open it with failover (steps 2-5)."""
+    started = time.monotonic()
+    within = gw.config.fleet.gateway.load_timeout
+    candidates = router.choose_replica(model_id, gw.fleet)
+    if not candidates:
+        candidates = await gw.loader.servable(model_id, within)
+        gw.metrics.queue_wait.labels(model_id).observe(time.monotonic() - started)
+    return await gw.proxy.open(gw.targets(candidates, path), payload, stream=stream)
+
+
+async def respond(
+    gw: Gateway,
+    model_id: str,
+    path: str,
+    payload: bytes,
+    *,
+    stream: bool,
+    meter: RequestMeter,
+    drop_usage_event: bool = False,
+) -> Response:
+    """The client's response for an OpenAI request whose model is already resolved."""
+    if stream and not router.choose_replica(model_id, gw.fleet):
+        events = _wait_then_relay(gw, model_id, path, payload, meter, drop_usage_event)
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    try:
+        opened = await open_upstream(gw, model_id, path, payload, stream=stream)
+    except APIError as exc:
+        meter.finish(None, exc.status)
+        return openai_error(exc)
+    status = opened.response.status
+    if not stream or status != 200:
+        return await _whole(gw, opened, meter, model_id)
+    events = _relay(gw, opened, meter, model_id, drop_usage_event)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _whole(gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str) -> Response:
+    neuron = opened.target.neuron
+    loc = _track(gw, model_id, neuron)
+    try:
+        body = await gw.proxy.read_all(opened, meter.usage)
+    except APIError as exc:
+        meter.finish(neuron, exc.status)
+        return openai_error(exc)
+    finally:
+        _untrack(loc)
+    status = opened.response.status
+    meter.finish(neuron, status)
+    content_type = opened.response.headers.get("Content-Type", "application/json")
+    return Response(body, status_code=status, media_type=content_type, headers=_retry_after(opened))
+
+
+async def _relay(
+    gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str, drop_usage_event: bool
+) -> AsyncIterator[bytes]:
+    neuron = opened.target.neuron
+    loc = _track(gw, model_id, neuron)
+    status: int | str = "client_closed"
+    try:
+        async for chunk in gw.proxy.relay(opened, meter.usage, drop_usage_event=drop_usage_event):
+            if chunk.startswith(b'data: {"error"'):
+                status = "stream_error"
+            yield chunk
+        if status == "client_closed":
+            status = 200
+    finally:
+        _untrack(loc)
+        meter.finish(neuron, status)
+
+
+async def _wait_then_relay(
+    gw: Gateway,
+    model_id: str,
+    path: str,
+    payload: bytes,
+    meter: RequestMeter,
+    drop_usage_event: bool,
+) -> AsyncIterator[bytes]:
+    opening = asyncio.create_task(open_upstream(gw, model_id, path, payload, stream=True))
+    try:
+        # Headers and a first comment go out at once: the client sees we are alive.
+        yield KEEP_ALIVE
+        while not opening.done():
+            done, _ = await asyncio.wait({opening}, timeout=gw.keep_alive_interval)
+            if not done:
+                yield KEEP_ALIVE
+        try:
+            opened = opening.result()
+        except APIError as exc:
+            meter.finish(None, exc.status)
+            yield error_event(exc)
+            return
+        if opened.response.status != 200:
+            raw = await opened.response.read()
+            opened.response.release()
+            err = error_from_response(opened.target.neuron, opened.response.status, raw)
+            meter.finish(opened.target.neuron, opened.response.status)
+            yield error_event(err)
+            return
+        async for chunk in _relay(gw, opened, meter, model_id, drop_usage_event):
+            yield chunk
+    finally:
+        if not opening.done():
+            opening.cancel()  # the client left; a shared cold load carries on (shielded)
+
+
+def _track(gw: Gateway, model_id: str, neuron: str) -> ModelLocation | None:
+    """Count the request on the location so least-busy sees it before the next poll."""
+    state = gw.fleet.neurons.get(neuron)
+    loc = state.models.get(model_id) if state else None
+    if loc is not None:
+        loc.in_flight += 1
+    return loc
+
+
+def _untrack(loc: ModelLocation | None) -> None:
+    if loc is not None and loc.in_flight > 0:
+        loc.in_flight -= 1
+
+
+def _retry_after(opened: Opened) -> dict[str, str]:
+    value = opened.response.headers.get("Retry-After")
+    return {"Retry-After": value} if value else {}
+
+
+def parse_json_object(raw: bytes) -> dict[str, object]:
+    """The request body as a JSON object, or 400."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body

@@ -1,0 +1,175 @@
+"""cortex_* metrics (DESIGN section 10), on a per-gateway registry.
+
+Each gateway owns its own `CollectorRegistry` so several gateways can run in
+one process (tests, bench). Counters and histograms are fed by the request
+path; the fleet gauges are rewritten from the observed state after each poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+# Buckets span a 3060 running an 8B model (slow) to a 5090 (fast) and CPU test models.
+REQUEST_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
+TTFT_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+TOKENS_PER_SECOND = (1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500, 1000, 2000)
+LOAD_SECONDS = (0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
+QUEUE_SECONDS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass(frozen=True)
+class NeuronSample:
+    """One neuron's gauges, as the poller last saw it."""
+
+    neuron: str
+    up: bool
+    devices: tuple[tuple[int, int, int], ...] = ()  # (index, used_bytes, total_bytes)
+
+
+@dataclass(frozen=True)
+class ModelSample:
+    """One model location's gauges."""
+
+    model: str
+    neuron: str
+    loaded: bool
+    in_flight: int
+
+
+class GatewayMetrics:
+    """All cortex_* series of one gateway."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        req = ["model", "neuron", "dialect"]
+        self.requests = Counter(
+            "cortex_requests", "Requests answered, by HTTP status", [*req, "status"], registry=r
+        )
+        self.request_duration = Histogram(
+            "cortex_request_duration_seconds",
+            "Request time until the last byte (end of stream)",
+            req,
+            buckets=REQUEST_SECONDS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "cortex_time_to_first_token_seconds",
+            "Time until the first content token (not the role chunk)",
+            req,
+            buckets=TTFT_SECONDS,
+            registry=r,
+        )
+        self.tokens_per_second = Histogram(
+            "cortex_tokens_per_second",
+            "Completion tokens per second after the first token",
+            ["model", "neuron"],
+            buckets=TOKENS_PER_SECOND,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "cortex_prompt_tokens",
+            "Prompt tokens reported by neurons",
+            ["model", "neuron"],
+            registry=r,
+        )
+        self.completion_tokens = Counter(
+            "cortex_completion_tokens",
+            "Completion tokens reported by neurons",
+            ["model", "neuron"],
+            registry=r,
+        )
+        self.cold_loads = Counter(
+            "cortex_cold_loads",
+            "Cold loads started by requests",
+            ["model", "neuron", "result"],
+            registry=r,
+        )
+        self.model_load_seconds = Histogram(
+            "cortex_model_load_seconds",
+            "Time for a neuron to load a model",
+            ["model", "neuron"],
+            buckets=LOAD_SECONDS,
+            registry=r,
+        )
+        self.evictions = Counter(
+            "cortex_evictions",
+            "Models unloaded by the gateway",
+            ["model", "neuron", "reason"],
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "cortex_queue_wait_seconds",
+            "Time a request waited for its model (cold load, load in progress)",
+            ["model"],
+            buckets=QUEUE_SECONDS,
+            registry=r,
+        )
+        self.neuron_up = Gauge(
+            "cortex_neuron_up", "1 when the neuron is healthy", ["neuron"], registry=r
+        )
+        self.device_used = Gauge(
+            "cortex_device_memory_used_bytes",
+            "Device memory in use",
+            ["neuron", "device"],
+            registry=r,
+        )
+        self.device_total = Gauge(
+            "cortex_device_memory_total_bytes",
+            "Device memory size",
+            ["neuron", "device"],
+            registry=r,
+        )
+        self.model_loaded = Gauge(
+            "cortex_model_loaded",
+            "1 when the model is loaded there",
+            ["model", "neuron"],
+            registry=r,
+        )
+        self.model_in_flight = Gauge(
+            "cortex_model_in_flight",
+            "Requests in flight on the neuron",
+            ["model", "neuron"],
+            registry=r,
+        )
+        self.reconcile_runs = Counter(
+            "cortex_reconcile_runs", "Reconcile passes", ["result"], registry=r
+        )
+        self.reconcile_pending = Gauge(
+            "cortex_reconcile_pending_actions", "Actions the last plan left to do", registry=r
+        )
+
+    def observe_fleet(self, neurons: Iterable[NeuronSample], models: Iterable[ModelSample]) -> None:
+        """Rewrite the fleet gauges; series of neurons/models that went away disappear."""
+        for gauge in (self.neuron_up, self.device_used, self.device_total):
+            gauge.clear()
+        for gauge in (self.model_loaded, self.model_in_flight):
+            gauge.clear()
+        for n in neurons:
+            self.neuron_up.labels(n.neuron).set(1 if n.up else 0)
+            for index, used, total in n.devices:
+                self.device_used.labels(n.neuron, str(index)).set(used)
+                self.device_total.labels(n.neuron, str(index)).set(total)
+        for m in models:
+            self.model_loaded.labels(m.model, m.neuron).set(1 if m.loaded else 0)
+            self.model_in_flight.labels(m.model, m.neuron).set(m.in_flight)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def metrics_app(metrics: GatewayMetrics) -> web.Application:
+    """The :31314 server: just /metrics (aiohttp, so it needs no signal handling of its own)."""
+
+    async def handle(_: web.Request) -> web.Response:
+        body = metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle)
+    return app

@@ -1,0 +1,55 @@
+"""The reconcile daemon inside `helexa serve`, wired to the gateway's state and metrics.
+
+The daemon shares the gateway's FleetState, poller and neuron client; a new
+good config is handed to the gateway (`set_config`), and each finished round
+feeds `cortex_reconcile_runs_total{result}` and
+`cortex_reconcile_pending_actions`.
+"""
+
+from __future__ import annotations
+
+from helexa.gateway.app import Gateway
+from helexa.reconcile.daemon import ReconcileDaemon
+
+
+def start_reconcile(gateway: Gateway) -> ReconcileDaemon:
+    config = gateway.config
+    daemon = ReconcileDaemon(
+        config.fleet_path,
+        config.models_path,
+        gateway.fleet,
+        gateway.poller,
+        gateway.client,
+        config=config,
+        on_config=gateway.set_config,
+    )
+    gateway.reconcile = daemon
+    gateway.background(daemon.run(), "reconcile")
+    gateway.background(_meter_rounds(gateway, daemon), "reconcile metrics")
+    return daemon
+
+
+async def _meter_rounds(gateway: Gateway, daemon: ReconcileDaemon) -> None:
+    while True:
+        await daemon.round_done.wait()
+        gateway.config_error = str(daemon.config_error) if daemon.config_error else None
+        result = round_result(daemon)
+        gateway.metrics.reconcile_runs.labels(result).inc()
+        gateway.metrics.reconcile_pending.set(pending_actions(daemon))
+
+
+def round_result(daemon: ReconcileDaemon) -> str:
+    if daemon.config_error is not None:
+        return "config_error"
+    if daemon.last_report is not None and not daemon.last_report.ok:
+        return "failed"
+    return "ok"
+
+
+def pending_actions(daemon: ReconcileDaemon) -> int:
+    """Actions the last round left undone: withheld, or run and failed."""
+    plan, report = daemon.last_plan, daemon.last_report
+    if plan is None:
+        return 0
+    failed = sum(1 for r in report.results if not r.succeeded) if report else 0
+    return len(plan.withheld) + failed

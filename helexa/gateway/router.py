@@ -1,0 +1,100 @@
+"""Routing steps 1-4 of DESIGN section 6 as pure functions over FleetState.
+
+1. resolve the client's name (models.toml id, alias, pattern, or an id some
+   neuron holds that models.toml does not know);
+2. serve from a loaded copy on a healthy neuron, least busy first;
+3. else wait for a load in progress;
+4. else place it (helexa.gateway.placement) and cold-load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from helexa.config.models import ModelsConfig, ModelSpec
+from helexa.errors import ModelNotFound
+from helexa.gateway.state import FleetState, ModelLocation
+
+RouteAction = Literal["serve", "wait", "place"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    requested: str  # what the client sent
+    model_id: str  # what neurons call it
+    spec: ModelSpec | None  # None: not in models.toml (a stray or a foreign server's model)
+
+
+@dataclass(frozen=True)
+class Route:
+    action: RouteAction
+    candidates: tuple[ModelLocation, ...] = ()  # "serve": try in this order
+    loading_on: tuple[str, ...] = ()  # "wait": neurons loading it now
+
+
+def resolve(name: str, models: ModelsConfig, fleet: FleetState) -> ResolvedModel | None:
+    """What `name` means, or None (-> 404).
+
+    Order: a models.toml id; an exact id some neuron holds (so a pattern alias
+    like "claude-*" cannot shadow a model actually served under that name);
+    then aliases, exact before patterns, most specific pattern first.
+    """
+    spec = models.get(name)
+    if spec is not None:
+        return ResolvedModel(name, spec.id, spec)
+    if _held(name, fleet):
+        return ResolvedModel(name, name, None)
+    target = models.alias_target(name)
+    if target is None:
+        return None
+    spec = models.get(target)
+    if spec is not None or _held(target, fleet):
+        return ResolvedModel(name, target, spec)
+    return None
+
+
+def _held(model_id: str, fleet: FleetState) -> bool:
+    """Some neuron serves or is loading it (a failed load is no reason to route there)."""
+    return any(loc.state in ("loading", "loaded") for loc in fleet.locations(model_id))
+
+
+def resolve_or_raise(name: str, models: ModelsConfig, fleet: FleetState) -> ResolvedModel:
+    resolved = resolve(name, models, fleet)
+    if resolved is None:
+        raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+    return resolved
+
+
+def choose_replica(model_id: str, fleet: FleetState) -> list[ModelLocation]:
+    """Loaded copies on healthy neurons: least busy first, ties by neuron name."""
+    copies = [
+        n.models[model_id]
+        for n in fleet.neurons.values()
+        if n.healthy and model_id in n.models and n.models[model_id].servable
+    ]
+    return sorted(copies, key=lambda loc: (loc.busy_score, loc.neuron))
+
+
+def loading_on(model_id: str, fleet: FleetState) -> list[str]:
+    """Healthy neurons loading `model_id` right now, by name."""
+    return sorted(
+        n.name
+        for n in fleet.neurons.values()
+        if n.healthy and model_id in n.models and n.models[model_id].state == "loading"
+    )
+
+
+def is_loading_somewhere(model_id: str, fleet: FleetState) -> bool:
+    return bool(loading_on(model_id, fleet))
+
+
+def route(model_id: str, fleet: FleetState) -> Route:
+    """Serve, wait for a load in progress, or place: steps 2-4, in that order."""
+    candidates = choose_replica(model_id, fleet)
+    if candidates:
+        return Route("serve", candidates=tuple(candidates))
+    loading = loading_on(model_id, fleet)
+    if loading:
+        return Route("wait", loading_on=tuple(loading))
+    return Route("place")

@@ -1,0 +1,292 @@
+"""Anthropic routes: `/v1/messages` and `/v1/messages/count_tokens` (DESIGN section 6).
+
+Translation is helexa.translate (pure); this module only moves bytes: the
+Messages request becomes an OpenAI chat completion that takes the same
+routing as `/v1/chat/completions` (dispatch.open_upstream: wait, cold-load,
+failover), and the answer is translated back. Streams start with
+`message_start` at once and send `event: ping` while the model loads; any
+failure after that is an `event: error`.
+
+Two things here are for clients that hard-code Anthropic's world (Claude
+Code): an unknown claude-* name gets a 404 that says which [aliases] line
+would map it, and a max_tokens past the model's whole context is dropped
+instead of refused (fit_max_tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from helexa.config.models import ModelsConfig
+from helexa.errors import APIError, BadRequest, ModelNotFound, UpstreamError
+from helexa.gateway import router
+from helexa.gateway.app import Gateway
+from helexa.gateway.dispatch import SSE_HEADERS, RequestMeter, open_upstream, parse_json_object
+from helexa.gateway.neuron_client import error_from_response
+from helexa.gateway.proxy import Opened
+from helexa.protocol.neuron import TokenizeRequest
+from helexa.translate.anthropic_request import (
+    parse_count_tokens_request,
+    parse_messages_request,
+    tokenize_request,
+    translate_request,
+)
+from helexa.translate.anthropic_response import translate_response
+from helexa.translate.anthropic_stream import PING_SSE, AnthropicStreamTranslator, render_sse
+from helexa.translate.errors import api_error_to_anthropic, openai_error_to_anthropic
+
+log = logging.getLogger("helexa.gateway.anthropic")
+
+DIALECT = "anthropic"
+CHAT_PATH = "/chat/completions"
+
+
+def gateway_of(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def anthropic_error(exc: APIError) -> JSONResponse:
+    return JSONResponse(api_error_to_anthropic(exc), status_code=exc.status, headers=exc.headers())
+
+
+def unmapped_model(name: str, models: ModelsConfig) -> ModelNotFound:
+    """The 404 for a name nothing serves, saying how to map it (Claude Code and other
+    clients hard-code claude-* names the operator never wrote down)."""
+    target = models.models[0].id if models.models else "<model id>"
+    pattern = "claude-*" if name.startswith("claude-") else name
+    return ModelNotFound(
+        f"The model '{name}' does not exist. To serve it, map it to a model in models.toml: "
+        f'[aliases] "{pattern}" = "{target}" (`*` matches any run of characters)',
+        param="model",
+    )
+
+
+# OpenAI-side knobs Anthropic lacks, passed through when a client sends them (as the
+# SDKs' extra_body does): a seed for reproducible sampling, lengths for tests and benches.
+SAMPLING_EXTENSIONS = ("seed", "min_tokens", "ignore_eos")
+
+
+def sampling_extensions(extra: dict[str, Any] | None) -> dict[str, Any]:
+    return {key: extra[key] for key in SAMPLING_EXTENSIONS if extra and key in extra}
+
+
+def fit_max_tokens(body: dict[str, Any], context: int | None) -> None:
+    """Drop a max_tokens the model cannot reach anyway.
+
+    Anthropic requires max_tokens and clients send their own ceiling (Claude Code
+    asks for 32000-64000), often past a local model's whole context; the neuron
+    would refuse that with a 400. Without it, the neuron generates up to the
+    context that is left, which is all the client's ceiling could have given.
+    """
+    if context is not None and body.get("max_tokens", 0) >= context:
+        del body["max_tokens"]
+
+
+def context_length(gw: Gateway, resolved: router.ResolvedModel) -> int | None:
+    """The served context: what a neuron reports for the loaded model, else models.toml."""
+    reported = [
+        loc.context_length
+        for loc in gw.fleet.locations(resolved.model_id)
+        if loc.context_length is not None
+    ]
+    if reported:
+        return min(reported)
+    return resolved.spec.context_length if resolved.spec is not None else None
+
+
+def resolve_model(name: str, gw: Gateway) -> router.ResolvedModel:
+    resolved = router.resolve(name, gw.config.models, gw.fleet)
+    if resolved is None:
+        raise unmapped_model(name, gw.config.models)
+    return resolved
+
+
+async def messages(request: Request) -> Response:
+    gw = gateway_of(request)
+    try:
+        parsed = parse_messages_request(parse_json_object(await request.body()))
+        resolved = resolve_model(parsed.model, gw)
+    except APIError as exc:
+        RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)
+        return anthropic_error(exc)
+    body = translate_request(parsed) | sampling_extensions(parsed.model_extra)
+    body["model"] = resolved.model_id
+    fit_max_tokens(body, context_length(gw, resolved))
+    meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT)
+    stops = parsed.stop_sequences or []
+    if not parsed.stream:
+        return await _whole(gw, body, parsed.model, stops, meter)
+    body["stream"] = True
+    body["stream_options"] = {"include_usage": True}
+    payload = json.dumps(body).encode()
+    opened: Opened | None = None
+    if router.choose_replica(resolved.model_id, gw.fleet):
+        # Loaded: open before answering, so a failure still gets its HTTP status.
+        try:
+            opened = await open_upstream(gw, resolved.model_id, CHAT_PATH, payload, stream=True)
+        except APIError as exc:
+            meter.finish(None, exc.status)
+            return anthropic_error(exc)
+    translator = AnthropicStreamTranslator(parsed.model, stops)
+    events = _stream(gw, resolved.model_id, payload, translator, meter, opened)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _whole(
+    gw: Gateway, body: dict[str, Any], client_model: str, stops: list[str], meter: RequestMeter
+) -> Response:
+    neuron: str | None = None
+    try:
+        opened = await open_upstream(
+            gw, body["model"], CHAT_PATH, json.dumps(body).encode(), stream=False
+        )
+        neuron = opened.target.neuron
+        raw = await gw.proxy.read_all(opened, meter.usage)
+        status = opened.response.status
+        if status != 200:
+            meter.finish(neuron, status)
+            return JSONResponse(openai_error_to_anthropic(status, raw), status_code=status)
+        message = translate_response(json.loads(raw), model=client_model, stop_sequences=stops)
+    except APIError as exc:
+        meter.finish(neuron, exc.status)
+        return anthropic_error(exc)
+    except ValueError as exc:
+        meter.finish(neuron, 502)
+        return anthropic_error(UpstreamError(f"upstream answered non-JSON: {exc}"))
+    meter.finish(neuron, 200)
+    return JSONResponse(message.model_dump(mode="json", exclude_none=True))
+
+
+async def _stream(
+    gw: Gateway,
+    model_id: str,
+    payload: bytes,
+    translator: AnthropicStreamTranslator,
+    meter: RequestMeter,
+    opened: Opened | None,
+) -> AsyncIterator[bytes]:
+    yield render_sse(translator.start())
+    opening = asyncio.ensure_future(
+        _already(opened)
+        if opened is not None
+        else open_upstream(gw, model_id, CHAT_PATH, payload, stream=True)
+    )
+    neuron: str | None = None
+    status: int | str = "client_closed"
+    try:
+        while not opening.done():
+            done, _ = await asyncio.wait({opening}, timeout=gw.keep_alive_interval)
+            if not done:
+                yield PING_SSE
+        try:
+            opened = opening.result()
+        except APIError as exc:
+            status = exc.status
+            yield render_sse(translator.error(exc))
+            return
+        neuron = opened.target.neuron
+        if opened.response.status != 200:
+            status = opened.response.status
+            raw = await opened.response.read()
+            opened.response.release()
+            yield render_sse(translator.error(error_from_response(neuron, status, raw)))
+            return
+        try:
+            async for chunk in _translated(gw, opened, translator, meter):
+                yield chunk
+        except Exception as exc:  # headers are out: a bug must still end the stream visibly
+            log.exception("translating the stream from %s failed", neuron)
+            status = "stream_error"
+            yield render_sse(translator.error(exc))
+            return
+        status = 200 if translator.done else "stream_error"
+    finally:
+        if not opening.done():
+            opening.cancel()
+        meter.finish(neuron, status)
+
+
+async def _already(opened: Opened) -> Opened:
+    return opened
+
+
+async def _translated(
+    gw: Gateway, opened: Opened, translator: AnthropicStreamTranslator, meter: RequestMeter
+) -> AsyncIterator[bytes]:
+    """OpenAI SSE from the relay (whole events only) -> Anthropic SSE."""
+    async for block in gw.proxy.relay(opened, meter.usage):
+        out: list[bytes] = []
+        for event in block.split(b"\n\n"):
+            if event.startswith(b":"):
+                out.append(PING_SSE)  # the neuron's keep-alive, in Anthropic's words
+                continue
+            data = _data(event)
+            if data is None:
+                continue
+            if data == b"[DONE]":
+                out.append(render_sse(translator.finish()))
+                continue
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                continue
+            out.append(render_sse(translator.feed(chunk)))
+        if out:
+            yield b"".join(out)
+    if not translator.done:  # ended without [DONE]
+        yield render_sse(translator.finish())
+
+
+def _data(event: bytes) -> bytes | None:
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            return line[5:].strip()
+    return None
+
+
+async def count_tokens(request: Request) -> Response:
+    """Exact input tokens: the served model's tokenizer + chat template, via a neuron."""
+    gw = gateway_of(request)
+    try:
+        parsed = parse_count_tokens_request(parse_json_object(await request.body()))
+        resolved = resolve_model(parsed.model, gw)
+        tokenize = TokenizeRequest.model_validate(tokenize_request(parsed))
+        tokenize.model = resolved.model_id
+        spec = gw.config.models.get(resolved.model_id)
+        if spec is not None and spec.path is not None:
+            tokenize.path = str(spec.path)  # lets a neuron count without the weights loaded
+        count = await _count_on_some_neuron(gw, resolved.model_id, tokenize)
+    except APIError as exc:
+        return anthropic_error(exc)
+    return JSONResponse({"input_tokens": count})
+
+
+async def _count_on_some_neuron(gw: Gateway, model_id: str, request: TokenizeRequest) -> int:
+    """A neuron holding the model first, else any healthy helexa neuron."""
+    holders = [loc.neuron for loc in router.choose_replica(model_id, gw.fleet)]
+    others = sorted(n.name for n in gw.fleet.healthy_neurons() if n.managed)
+    last: APIError = BadRequest(f"no helexa neuron can count tokens for {model_id}")
+    for name in dict.fromkeys([*holders, *others]):
+        entry = gw.neuron_entry(name)
+        if entry is None or entry.kind != "neuron":
+            continue
+        try:
+            return await gw.client.tokenize(entry, request)
+        except APIError as exc:
+            last = exc
+    raise last
+
+
+ROUTES = [
+    Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+]

@@ -1,0 +1,155 @@
+"""`helexa serve` as one coroutine: gateway + metrics servers, local neurons, chores.
+
+Signals belong to the caller (the CLI sets `stop` on SIGINT/SIGTERM), so
+uvicorn's own signal capture is turned off. Shutdown runs in reverse order:
+stop accepting requests, stop the chores, stop the local neurons (SIGTERM,
+then SIGKILL after a grace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from aiohttp import web
+
+from helexa.config import Config, parse_listen
+from helexa.gateway.app import Gateway, build_app
+from helexa.gateway.housekeeping import Housekeeping
+from helexa.gateway.metrics import metrics_app
+from helexa.gateway.reconcile_hook import start_reconcile
+from helexa.gateway.supervisor import Supervisor, local_neuron_spec
+
+log = logging.getLogger("helexa.serve")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: `helexa serve` owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Running:
+    """What a running `serve` exposes (tests and the banner read it)."""
+
+    gateway: Gateway
+    url: str
+    metrics_url: str
+    supervisors: dict[str, Supervisor] = field(default_factory=dict)
+
+
+def bind(listen: str) -> socket.socket:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def open_warning(config: Config) -> str | None:
+    gw = config.fleet.gateway
+    if gw.is_open_to_network:
+        return (
+            f"WARNING: the gateway listens on {gw.listen} (not loopback) and [gateway] api_keys "
+            "is empty: anyone who can reach it can use every model. Set api_keys in fleet.toml."
+        )
+    return None
+
+
+def banner(running: Running) -> str:
+    first = next(iter(running.gateway.config.models.models), None)
+    model = first.id if first else "MODEL"
+    return "\n".join(
+        [
+            f"helexa gateway on {running.url}  (metrics: {running.metrics_url}/metrics)",
+            f"  curl {running.url}/v1/chat/completions -H 'Content-Type: application/json' \\",
+            f'    -d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Hi"}}]}}\'',
+            f"  export OPENAI_BASE_URL={running.url}/v1",
+            f"  export ANTHROPIC_BASE_URL={running.url}",
+        ]
+    )
+
+
+async def serve(
+    config: Config,
+    stop: asyncio.Event,
+    *,
+    ready: asyncio.Future[Running] | None = None,
+    runtime_dir: Path | None = None,
+) -> None:
+    """Run everything `helexa serve` runs until `stop` is set."""
+    warning = open_warning(config)
+    if warning:
+        log.warning(warning)
+    gateway = Gateway(config)
+    with contextlib.ExitStack() as stack:
+        if runtime_dir is None:
+            runtime_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="helexa-")))
+        supervisors = {
+            entry.name: Supervisor(local_neuron_spec(entry, config, runtime_dir))
+            for entry in config.fleet.neurons
+            if entry.local
+        }
+        tasks = [
+            asyncio.create_task(s.run(), name=f"supervise {n}") for n, s in supervisors.items()
+        ]
+        try:
+            await _serve_http(config, gateway, supervisors, stop, ready)
+        finally:
+            await asyncio.gather(*(s.stop() for s in supervisors.values()))
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _serve_http(
+    config: Config,
+    gateway: Gateway,
+    supervisors: dict[str, Supervisor],
+    stop: asyncio.Event,
+    ready: asyncio.Future[Running] | None,
+) -> None:
+    gw = config.fleet.gateway
+    api_socket = bind(gw.listen)
+    metrics_runner = web.AppRunner(metrics_app(gateway.metrics), access_log=None)
+    await metrics_runner.setup()
+    metrics_site = web.SockSite(metrics_runner, bind(gw.metrics_listen))
+    await metrics_site.start()
+    server = _Server(
+        uvicorn.Config(build_app(gateway), log_level="warning", lifespan="on", access_log=False)
+    )
+    api_task = asyncio.create_task(server.serve(sockets=[api_socket]), name="gateway http")
+    # The reconcile daemon keeps pinned models loaded; housekeeping does the rest.
+    housekeeping = Housekeeping(
+        gateway, supervisors, interval=max(1.0, gw.poll_interval), load_pinned=False
+    )
+    try:
+        while not server.started:
+            if api_task.done():
+                api_task.result()
+                raise RuntimeError("the gateway server stopped while starting")
+            await asyncio.sleep(0.02)
+        gateway.background(housekeeping.run(), "housekeeping")
+        start_reconcile(gateway)
+        running = Running(
+            gateway, f"http://{gw.listen}", f"http://{gw.metrics_listen}", supervisors
+        )
+        print(banner(running), flush=True)
+        if ready is not None:
+            ready.set_result(running)
+        await stop.wait()
+    finally:
+        server.should_exit = True
+        await asyncio.gather(api_task, return_exceptions=True)
+        await metrics_runner.cleanup()

@@ -1,0 +1,71 @@
+"""neuron.toml: the per-host daemon's configuration (DESIGN section 4).
+
+Strict like every helexa config file: unknown keys are errors naming
+file:line:key, relative paths resolve against the file that holds them,
+durations are "30s" / "5m" / seconds.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from helexa.config.base import StrictModel
+from helexa.config.durations import Duration
+from helexa.config.fields import ListenAddress, RelativePath
+
+DEFAULT_LISTEN = "0.0.0.0:13131"
+
+
+class NeuronSection(StrictModel):
+    listen: ListenAddress = DEFAULT_LISTEN
+    name: str = Field(default_factory=socket.gethostname)
+    token_file: RelativePath | None = None
+    cache_dir: RelativePath | None = None  # HF cache; None = HF's default
+    offline: bool = False  # forbid downloads (HF_HUB_OFFLINE)
+    max_in_flight: int = Field(default=4, ge=1)  # per model
+    max_queue: int = Field(default=16, ge=0)  # per model
+    queue_timeout: Duration = 30.0
+    drain_timeout: Duration = 30.0  # /models/unload without drain_timeout_s
+    keep_alive_interval: Duration = 1.0  # SSE comment after this much silence
+    torch_threads: int = Field(default=0, ge=0)  # 0 = torch's default
+
+
+class DevicesSection(StrictModel):
+    reserve_mb: int = Field(default=1024, ge=0)  # headroom left free on every device
+    max_memory_mb: int = Field(default=0, ge=0)  # cap per device, CPU included; 0 = no cap
+
+
+class PreloadEntry(StrictModel):
+    model: str
+    path: RelativePath | None = None
+    revision: str | None = None
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = None
+    devices: int | None = Field(default=None, ge=1)
+    context_length: int | None = Field(default=None, ge=1)
+    sampling: dict[str, Any] | None = None
+
+
+class NeuronConfig(StrictModel):
+    neuron: NeuronSection = Field(default_factory=NeuronSection)
+    devices: DevicesSection = Field(default_factory=DevicesSection)
+    preload: list[PreloadEntry] = Field(default_factory=list)
+
+    def read_token(self) -> str | None:
+        """The bearer token, or None when the neuron is open (a missing file raises)."""
+        if self.neuron.token_file is None:
+            return None
+        return self.neuron.token_file.read_text(encoding="utf-8").strip() or None
+
+
+def load_neuron_config(path: Path | None) -> NeuronConfig:
+    """Read neuron.toml strictly; None gives the defaults."""
+    if path is None:
+        return NeuronConfig()
+    from helexa.config.loader import load_toml
+
+    config: NeuronConfig = load_toml(path, NeuronConfig)
+    return config

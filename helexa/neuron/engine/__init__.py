@@ -1,0 +1,32 @@
+"""The neuron's inference engine: load a model, stream generated token ids, batched.
+
+    spec.py      LoadSpec, SamplingParams (plain inputs)
+    loader.py    load(): find weights, check the memory budget, load, measure
+    loaded.py    LoadedModel: stream() / close(), the async face
+    worker.py    the owner thread: inbox, admission into the batch, delivery
+    batch.py     the left-padded batch KV cache: prefill, step, merge, drop rows
+    kv.py        GrowingLayer: cache appends in place instead of torch.cat per token
+    threads.py   OpenMP wait policy, set before torch loads
+    sampling.py  per-row greedy / temperature / top-k / top-p with own generators
+
+Contract: docs/architecture.md "neuron engine".
+"""
+
+# First, before anything imports torch: sets the OpenMP wait policy (see threads.py).
+from helexa.neuron.engine import threads  # noqa: F401  # isort: skip
+from helexa.neuron.engine.loaded import LoadedModel
+from helexa.neuron.engine.loader import configure_torch_threads, load, weights_bytes
+from helexa.neuron.engine.spec import DtypeName, LoadSpec, SamplingParams
+from helexa.neuron.hardware import DeviceBudget, MemoryBudget
+
+__all__ = [
+    "DeviceBudget",
+    "DtypeName",
+    "LoadSpec",
+    "LoadedModel",
+    "MemoryBudget",
+    "SamplingParams",
+    "configure_torch_threads",
+    "load",
+    "weights_bytes",
+]

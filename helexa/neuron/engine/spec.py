@@ -1,0 +1,45 @@
+"""Plain inputs of the engine: what to load and how to sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+DtypeName = Literal["auto", "bfloat16", "float16", "float32"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How one sequence is decoded; resolved by the caller from request, config and model."""
+
+    max_new_tokens: int
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    seed: int | None = None
+    min_new_tokens: int = 0
+    stop_token_ids: frozenset[int] = frozenset()  # eos ids; a hit ends the sequence
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """One model to load: a local directory (`path`) or a Hugging Face repo id (`model_id`)."""
+
+    model_id: str
+    path: Path | None = None
+    revision: str | None = None
+    dtype: DtypeName = "auto"
+    devices: int = 1
+    cache_dir: Path | None = None
+    offline: bool = False
+    context_length: int | None = None  # cap; None = the model's own maximum
+
+    @property
+    def source(self) -> str:
+        """What from_pretrained is given: the local path when there is one, else the repo id."""
+        return str(self.path) if self.path is not None else self.model_id

@@ -1,0 +1,240 @@
+"""The owner thread of one loaded model: every forward pass runs here.
+
+The async side talks to it through a thread-safe inbox (submit, cancel,
+stop). Tokens go back with `loop.call_soon_threadsafe` into one asyncio.Queue
+per sequence, batched into one call per step and event loop, so the event
+loop never blocks on torch and a busy step costs it one wake-up.
+
+Each loop iteration: read the inbox (blocking only when idle), drop
+cancelled sequences, prefill newcomers as one small batch and merge them in,
+then run one decode step for the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from helexa.errors import APIError, GenerationFailed, ModelUnloading
+from helexa.neuron.engine.batch import DecodeBatch, decode_step, keep_rows, merge, prefill
+from helexa.neuron.engine.sampling import RowSampler, next_tokens
+
+log = logging.getLogger("helexa.neuron.engine")
+
+
+class EndOfSequence:
+    """Sentinel put on a sequence's queue after its last token."""
+
+
+END = EndOfSequence()
+Delivery = int | EndOfSequence | BaseException
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One generation request as the owner thread tracks it."""
+
+    seq_id: int
+    prompt_ids: list[int]
+    sampler: RowSampler
+    loop: asyncio.AbstractEventLoop
+    outbox: asyncio.Queue[Delivery] = field(default_factory=asyncio.Queue)
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + self.sampler.generated
+
+
+@dataclass(frozen=True)
+class _Cancel:
+    seq_id: int
+
+
+class _Stop:
+    pass
+
+
+_Message = Sequence | _Cancel | _Stop
+
+
+class EngineWorker:
+    """Runs the batched decode loop of one model on its own thread."""
+
+    def __init__(
+        self,
+        model: Any,
+        device: torch.device,
+        max_positions: int,
+        *,
+        name: str,
+        max_batch_size: int = 32,
+    ) -> None:
+        self._model = model
+        self._device = device
+        self._max_positions = max_positions
+        self._max_batch_size = max_batch_size
+        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._running: list[Sequence] = []
+        self._waiting: list[Sequence] = []
+        self._batch: DecodeBatch | None = None
+        self._stopping = False
+        self._submit_lock = threading.Lock()  # no submit may slip in behind the stop message
+        self.active = 0  # sequences admitted and not finished; written by the thread only
+        self._thread = threading.Thread(target=self._run, name=f"engine:{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, sequence: Sequence) -> None:
+        with self._submit_lock:
+            if self._stopping:
+                raise ModelUnloading("the model is being unloaded")
+            self._inbox.put(sequence)
+
+    def cancel(self, seq_id: int) -> None:
+        self._inbox.put(_Cancel(seq_id))
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to finish its current step and exit; waits for it."""
+        with self._submit_lock:
+            self._stopping = True
+            self._inbox.put(_Stop())
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._model = None  # the last reference the thread held
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while self._read_inbox():
+                self._admit()
+                if self._batch is not None:
+                    self._step()
+                self.active = len(self._running) + len(self._waiting)
+        self._fail(self._running + self._waiting, ModelUnloading("the model was unloaded"))
+        self._running, self._waiting, self._batch = [], [], None
+        self.active = 0
+
+    def _read_inbox(self) -> bool:
+        """Apply pending messages; False once asked to stop."""
+        idle = not self._running and not self._waiting
+        messages = [self._inbox.get()] if idle else []
+        while True:
+            try:
+                messages.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        cancelled = set()
+        for message in messages:
+            if isinstance(message, _Stop):
+                return False
+            if isinstance(message, _Cancel):
+                cancelled.add(message.seq_id)
+            else:
+                self._waiting.append(message)
+        if cancelled:
+            self._waiting = [s for s in self._waiting if s.seq_id not in cancelled]
+            self._retain(lambda s: s.seq_id not in cancelled)
+        return True
+
+    def _admit(self) -> None:
+        room = self._max_batch_size - len(self._running)
+        joining, self._waiting = self._waiting[:room], self._waiting[room:]
+        if not joining:
+            return
+        try:
+            newcomers, logits = prefill(self._model, [s.prompt_ids for s in joining], self._device)
+            chosen = next_tokens(logits, [s.sampler for s in joining])
+        except Exception as exc:  # fails the newcomers only; the running batch goes on
+            log.exception("prefill failed")
+            self._fail(joining, _generation_failed(exc))
+            return
+        newcomers.last_tokens = chosen[:, None]
+        self._batch = newcomers if self._batch is None else merge(self._batch, newcomers)
+        self._running.extend(joining)
+        self._deliver_and_retire(joining, chosen.tolist())
+
+    def _step(self) -> None:
+        assert self._batch is not None
+        try:
+            logits = decode_step(self._model, self._batch)
+            chosen = next_tokens(logits, [s.sampler for s in self._running])
+        except Exception as exc:  # the batch's cache is now suspect: fail it, keep the thread
+            log.exception("decode step failed")
+            self._fail(self._running, _generation_failed(exc))
+            self._running, self._batch = [], None
+            return
+        self._batch.last_tokens = chosen[:, None]
+        self._deliver_and_retire(self._running, chosen.tolist())
+
+    def _deliver_and_retire(self, sequences: list[Sequence], tokens: list[int]) -> None:
+        """Hand each sequence its token; drop the sequences that ended from the batch."""
+        posts: dict[asyncio.AbstractEventLoop, list[tuple[Sequence, Delivery]]]
+        posts = defaultdict(list)
+        finished: set[int] = set()
+        for sequence, token in zip(sequences, tokens, strict=True):
+            sampler = sequence.sampler
+            if token in sampler.params.stop_token_ids:
+                posts[sequence.loop].append((sequence, END))
+                finished.add(sequence.seq_id)
+                continue
+            sampler.generated += 1
+            posts[sequence.loop].append((sequence, token))
+            if (
+                sampler.generated >= sampler.params.max_new_tokens
+                or sequence.length >= self._max_positions
+            ):
+                posts[sequence.loop].append((sequence, END))
+                finished.add(sequence.seq_id)
+        gone = _post(posts)
+        if finished or gone:
+            self._retain(lambda s: s.seq_id not in finished and s.loop not in gone)
+
+    def _retain(self, keep: Callable[[Sequence], bool]) -> None:
+        rows = [i for i, s in enumerate(self._running) if keep(s)]
+        if len(rows) == len(self._running):
+            return
+        self._running = [self._running[i] for i in rows]
+        if not rows:
+            self._batch = None
+        elif self._batch is not None:
+            self._batch = keep_rows(self._batch, rows)
+
+    @staticmethod
+    def _fail(sequences: list[Sequence], error: BaseException) -> None:
+        posts: dict[asyncio.AbstractEventLoop, list[tuple[Sequence, Delivery]]]
+        posts = defaultdict(list)
+        for sequence in sequences:
+            posts[sequence.loop].append((sequence, error))
+        _post(posts)
+
+
+def _generation_failed(exc: Exception) -> APIError:
+    return GenerationFailed(f"generation failed: {type(exc).__name__}: {exc}")
+
+
+def _post(
+    posts: dict[asyncio.AbstractEventLoop, list[tuple[Sequence, Delivery]]],
+) -> set[asyncio.AbstractEventLoop]:
+    """One call_soon_threadsafe per event loop; returns loops that are gone (closed)."""
+    gone = set()
+    for loop, items in posts.items():
+        try:
+            loop.call_soon_threadsafe(_put_all, items)
+        except RuntimeError:  # the loop closed: nobody will read these sequences
+            gone.add(loop)
+    return gone
+
+
+def _put_all(items: list[tuple[Sequence, Delivery]]) -> None:
+    for sequence, item in items:
+        sequence.outbox.put_nowait(item)

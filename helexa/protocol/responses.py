@@ -1,0 +1,138 @@
+"""OpenAI Responses API wire models (the request; responses and events are plain dicts
+built by helexa.translate.responses_response / responses_stream).
+
+Tolerant (WireModel) like every wire model: clients send `store`, `include`,
+`text`, `truncation`... that helexa accepts and ignores. Input items are
+discriminated on `type`; a message item may leave `type` out (the API's
+"easy input message"), so the discriminator defaults it to "message".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag
+
+from helexa.protocol.base import WireModel
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
+
+# --- content parts ----------------------------------------------------------
+
+
+class InputText(WireModel):
+    type: Literal["input_text"] = "input_text"
+    text: str
+
+
+class OutputText(WireModel):
+    """Assistant text sent back as input (a previous turn's output)."""
+
+    type: Literal["output_text"] = "output_text"
+    text: str
+
+
+class InputImage(WireModel):
+    type: Literal["input_image"] = "input_image"
+    image_url: str | None = None  # a URL or a data: URL
+    file_id: str | None = None  # helexa stores no files: rejected when set
+    detail: str | None = None
+
+
+class Refusal(WireModel):
+    type: Literal["refusal"] = "refusal"
+    refusal: str
+
+
+ContentPart = Annotated[InputText | OutputText | InputImage | Refusal, Field(discriminator="type")]
+
+
+# --- input items ------------------------------------------------------------
+
+
+class MessageItem(WireModel):
+    type: Literal["message"] = "message"
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | list[ContentPart]
+    id: str | None = None
+
+
+class FunctionCallItem(WireModel):
+    type: Literal["function_call"] = "function_call"
+    call_id: str
+    name: str
+    arguments: str  # JSON text, as the model produced it
+    id: str | None = None
+
+
+class FunctionCallOutputItem(WireModel):
+    type: Literal["function_call_output"] = "function_call_output"
+    call_id: str
+    output: str | list[ContentPart]
+
+
+class ReasoningText(WireModel):
+    type: Literal["reasoning_text", "summary_text"]
+    text: str
+
+
+class ReasoningItem(WireModel):
+    type: Literal["reasoning"] = "reasoning"
+    id: str | None = None
+    summary: list[ReasoningText] = Field(default_factory=list)
+    content: list[ReasoningText] | None = None
+    encrypted_content: str | None = None  # opaque to a local model: ignored
+
+
+def _item_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "message"))
+    return str(getattr(value, "type", "message"))
+
+
+InputItem = Annotated[
+    Annotated[MessageItem, Tag("message")]
+    | Annotated[FunctionCallItem, Tag("function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[ReasoningItem, Tag("reasoning")],
+    Discriminator(_item_type),
+]
+
+
+# --- tools and options ------------------------------------------------------
+
+
+class FunctionTool(WireModel):
+    type: Literal["function"] = "function"
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class FunctionToolChoice(WireModel):
+    type: Literal["function"]
+    name: str
+
+
+class ReasoningConfig(WireModel):
+    effort: ReasoningEffort | None = None
+    summary: str | None = None
+
+
+class ResponsesRequest(WireModel):
+    model: str = Field(min_length=1)
+    input: str | list[InputItem]
+    instructions: str | None = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | FunctionToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    reasoning: ReasoningConfig | None = None
+    stream: bool = False
+    previous_response_id: str | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None

@@ -1,0 +1,186 @@
+"""Run a plan against the neurons: preconditions re-checked, neurons in parallel.
+
+Every action gets a task.  It waits for the actions it depends on and for the
+action before it on the same neuron (one neuron does one thing at a time, in
+plan order; different neurons run in parallel).  Right before it runs, its
+neuron is polled afresh and its precondition re-checked: an action whose effect
+is already there is skipped, one whose precondition fails is failed without a
+call.  After a failure on a neuron the rest of that neuron's actions are not
+attempted (what it holds is unknown until the next plan); other neurons go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from helexa.config import ModelSpec, NeuronEntry
+from helexa.errors import APIError, HelexaError
+from helexa.gateway import placement
+from helexa.gateway.state import FleetState, NeuronState
+from helexa.protocol.neuron import LoadRequest, ModelInfo, ModelsList
+from helexa.reconcile.desired import DesiredState
+from helexa.reconcile.observed import PRESENT_STATES
+from helexa.reconcile.plan import Action, Plan
+from helexa.reconcile.report import ActionResult, ActionStatus, ApplyReport, ProgressEvent
+
+log = logging.getLogger("helexa.reconcile.apply")
+
+Progress = Callable[[ProgressEvent], None]
+PROGRESS_TICK_S = 5.0  # "still running" line this often while a call is in flight
+
+
+class NeuronControl(Protocol):
+    """The neuron calls apply makes (the gateway's NeuronClient fits)."""
+
+    async def load(self, neuron: NeuronEntry, request: LoadRequest) -> ModelInfo: ...
+
+    async def unload(
+        self, neuron: NeuronEntry, model: str, drain_timeout_s: float | None = None
+    ) -> ModelsList: ...
+
+
+class FleetRefresh(Protocol):
+    """Fresh facts about one neuron (the gateway's FleetPoller fits)."""
+
+    fleet: FleetState
+
+    async def poll_neuron(self, name: str) -> NeuronState: ...
+
+
+class ActionFailed(HelexaError):
+    """An action's precondition did not hold, or its neuron call failed."""
+
+
+class Skip(Exception):
+    """The action's effect is already there."""
+
+
+class Applier:
+    def __init__(
+        self,
+        desired: DesiredState,
+        refresh: FleetRefresh,
+        control: NeuronControl,
+        *,
+        progress: Progress | None = None,
+        tick_s: float = PROGRESS_TICK_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.desired = desired
+        self.refresh = refresh
+        self.control = control
+        self.progress = progress or (lambda _event: None)
+        self.tick_s = tick_s
+        self.clock = clock
+
+    async def apply(self, plan: Plan) -> ApplyReport:
+        outcomes: dict[str, asyncio.Future[ActionResult]] = {
+            a.id: asyncio.get_running_loop().create_future() for a in plan.actions
+        }
+        previous_on: dict[str, str] = {}
+        waits: dict[str, tuple[list[str], str | None]] = {}
+        for action in plan.actions:
+            waits[action.id] = (list(action.depends_on), previous_on.get(action.neuron))
+            previous_on[action.neuron] = action.id
+        async with asyncio.TaskGroup() as group:
+            for action in plan.actions:
+                deps, before = waits[action.id]
+                group.create_task(self._run(action, deps, before, outcomes))
+        return ApplyReport(tuple(outcomes[a.id].result() for a in plan.actions))
+
+    async def _run(
+        self,
+        action: Action,
+        deps: list[str],
+        before: str | None,
+        outcomes: Mapping[str, asyncio.Future[ActionResult]],
+    ) -> None:
+        blocked = ""
+        for dep in deps:
+            if not (await asyncio.shield(outcomes[dep])).succeeded:
+                blocked = blocked or f"{dep} did not succeed"
+        if before is not None and not (await asyncio.shield(outcomes[before])).succeeded:
+            blocked = blocked or f"an earlier action on {action.neuron} ({before}) did not succeed"
+        result = (
+            ActionResult(action, "not_attempted", blocked)
+            if blocked
+            else await self._attempt(action)
+        )
+        self._emit(action, result.status, result.elapsed_s, result.message)
+        outcomes[action.id].set_result(result)
+
+    async def _attempt(self, action: Action) -> ActionResult:
+        started = self.clock()
+        self._emit(action, "start", 0.0)
+        status: ActionStatus = "done"
+        message = ""
+        try:
+            call = asyncio.ensure_future(self._execute(action))
+            while True:
+                done, _ = await asyncio.wait({call}, timeout=self.tick_s)
+                if done:
+                    call.result()
+                    break
+                self._emit(action, "waiting", self.clock() - started)
+        except Skip as why:
+            status, message = "skipped", str(why)
+        except (ActionFailed, APIError) as exc:
+            status, message = "failed", _message(exc)
+        except Exception as exc:  # a bug must fail one action, not abandon the others
+            log.exception("action %s crashed", action.id)
+            status, message = "failed", f"unexpected error: {exc!r}"
+        return ActionResult(action, status, message, self.clock() - started)
+
+    def _emit(self, action: Action, phase: str, elapsed: float, message: str = "") -> None:
+        now = self.clock()
+        self.progress(ProgressEvent(action, phase, elapsed, message, at=now))  # type: ignore[arg-type]
+
+    async def _execute(self, action: Action) -> None:
+        entry = self.desired.neurons.get(action.neuron)
+        if entry is None:
+            raise ActionFailed(f"neuron {action.neuron} is no longer in fleet.toml")
+        neuron = await self.refresh.poll_neuron(action.neuron)
+        if not neuron.healthy:
+            raise ActionFailed(f"neuron {action.neuron} is unreachable: {neuron.last_error}")
+        held = neuron.models.get(action.model)
+        present = held is not None and held.state in PRESENT_STATES
+        if action.kind == "unload":
+            if not present:
+                raise Skip(f"{action.model} is not on {action.neuron}")
+            await self.control.unload(entry, action.model)
+        else:
+            spec = self._spec(action)
+            if action.kind == "reload" and present:
+                await self.control.unload(entry, action.model)
+                neuron = await self.refresh.poll_neuron(action.neuron)
+            elif present:
+                raise Skip(f"{action.model} is already {held.state if held else ''} there")
+            self._check_fits(spec, neuron)
+            info = await self.control.load(entry, spec.load_request())
+            if info.state == "failed":
+                raise ActionFailed(info.error or f"{action.model} failed to load")
+        await self.refresh.poll_neuron(action.neuron)
+
+    def _spec(self, action: Action) -> ModelSpec:
+        spec = self.desired.specs.get(action.model)
+        if spec is None:
+            raise ActionFailed(f"{action.model} is no longer in models.toml")
+        return spec
+
+    def _check_fits(self, spec: ModelSpec, neuron: NeuronState) -> None:
+        need = placement.footprint(
+            spec, self.refresh.fleet, self.desired.weights_bytes.get(spec.id)
+        )
+        if need.memory_mb and not placement.fits_on(spec, neuron, need.memory_mb):
+            free = placement.usable_free_mb(
+                spec, neuron, {d.index: d.memory_free_mb for d in neuron.devices}
+            )
+            raise ActionFailed(f"precondition: {free} MB free on {neuron.name} < {need.describe()}")
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__

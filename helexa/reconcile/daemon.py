@@ -1,0 +1,342 @@
+"""The reconcile daemon inside `helexa serve`: level-triggered, file-watching, backing off.
+
+Each round re-reads both files (a broken file changes nothing: the last good
+desired state stays and ConfigValid says file:line), polls the fleet through the
+gateway's own poller, diffs, and applies what `[reconcile].auto_apply` allows
+under the single-writer lock.  Rounds run on a save of fleet.toml/models.toml
+(the directory is watched, since editors save by rename; the burst of events
+is debounced) and every `interval` regardless, so a neuron that restarts empty
+gets its pinned models back within one interval, and at once when the poller
+saw it go down and come back up.  The daemon writes no files
+it watches (the lock lives next to them under another name), so it cannot
+trigger itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from helexa.config import Config, load_config
+from helexa.errors import ConfigErrors
+from helexa.gateway.state import FleetState, NeuronState
+from helexa.reconcile.apply import Applier, FleetRefresh, NeuronControl, Progress
+from helexa.reconcile.backoff import Backoff
+from helexa.reconcile.conditions import Conditions
+from helexa.reconcile.desired import DesiredState, load_desired
+from helexa.reconcile.diff import diff
+from helexa.reconcile.lock import LockHeld, WriterLock, lock_path_for
+from helexa.reconcile.observed import observe
+from helexa.reconcile.plan import Action, Plan
+from helexa.reconcile.report import ApplyReport
+
+log = logging.getLogger("helexa.reconcile.daemon")
+
+DEBOUNCE_S = 0.2
+WATCH_STOP_S = 5.0  # the watcher checks its stop event every `step` (20 ms)
+
+
+class FleetPoll(FleetRefresh, Protocol):
+    """The gateway's FleetPoller: one neuron now, a whole round, and per-poll listeners."""
+
+    listeners: list[Callable[[NeuronState], None]]
+
+    async def poll_once(self) -> None: ...
+
+
+def auto_applicable(action: Action, auto_apply: str) -> bool:
+    """Whether the daemon may run `action` by itself (host-level kinds will need "all")."""
+    return auto_apply in ("models", "all")
+
+
+class ReconcileDaemon:
+    def __init__(
+        self,
+        fleet_path: Path,
+        models_path: Path,
+        fleet: FleetState,
+        poller: FleetPoll,
+        control: NeuronControl,
+        *,
+        config: Config | None = None,
+        on_config: Callable[[Config], None] | None = None,
+        on_config_error: Callable[[ConfigErrors], None] | None = None,
+        on_round: Callable[[ReconcileDaemon], None] | None = None,
+        progress: Progress | None = None,
+        debounce_s: float = DEBOUNCE_S,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.fleet_path = fleet_path.absolute()
+        self.models_path = models_path.absolute()
+        self.fleet = fleet
+        self.poller = poller
+        self.control = control
+        self.config = config  # the last good config
+        self.on_config = on_config or (lambda _config: None)
+        self.on_config_error = on_config_error or (lambda _errors: None)
+        # After every round (e.g. metrics: runs by Converged reason, pending actions).
+        self.on_round = on_round or (lambda _daemon: None)
+        self.progress = progress
+        self.debounce_s = debounce_s
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self.conditions = Conditions(clock)
+        self.config_error: ConfigErrors | None = None
+        self.restart_required: str | None = None
+        self.last_plan: Plan | None = None
+        self.last_report: ApplyReport | None = None
+        self.rounds = 0  # completed rounds (tests and bench wait on it)
+        self.in_round = False
+        self.round_done = asyncio.Event()
+        self._listen = _listen_addresses(config) if config else None
+        self._kick = asyncio.Event()
+        self._watch_stop = asyncio.Event()
+        # A neuron coming (back) up starts a round at once: a restarted neuron is empty.
+        self._healthy: dict[str, bool] = {}
+        poller.listeners.append(self._on_poll)
+
+    @property
+    def interval(self) -> float:
+        return self.config.fleet.reconcile.interval if self.config else 30.0
+
+    def _on_poll(self, neuron: NeuronState) -> None:
+        came_up = neuron.healthy and not self._healthy.get(neuron.name, False)
+        self._healthy[neuron.name] = neuron.healthy
+        if came_up and neuron.managed:
+            log.info("neuron %s is up, reconciling", neuron.name)
+            self.trigger()
+
+    def trigger(self) -> None:
+        """Run a round now (a save was seen, or an operator asked)."""
+        self._kick.set()
+
+    async def run(self) -> None:
+        """Rounds until cancelled: now, on every debounced save, and every `interval`."""
+        watcher: asyncio.Task[None] | None = None
+        if self.config is None or self.config.fleet.reconcile.watch:
+            watcher = asyncio.create_task(self._watch(), name="reconcile-watch")
+        try:
+            while True:
+                self._kick.clear()
+                try:
+                    await self.reconcile_once()
+                except Exception:  # one bad round must not end reconciling for good
+                    log.exception("reconcile round failed")
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that
+                # arrives as the kick is set, and the daemon would never stop.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.interval):
+                        await self._kick.wait()
+        finally:
+            if watcher is not None:
+                await _stop_watching(watcher, self._watch_stop)
+
+    async def reconcile_once(self) -> Plan | None:
+        """One level-triggered round; returns the plan it made (None without a good config)."""
+        self.in_round = True
+        try:
+            config = await self._read_config()
+            if config is None:
+                return None
+            desired = await asyncio.to_thread(load_desired, config)
+            if self.config_error is None:
+                self._set_valid(desired.generation)
+            await self.poller.poll_once()
+            plan = diff(desired, observe(self.fleet), now=self.clock())
+            self.last_plan = plan
+            self._set_reachable(plan, desired.generation)
+            await self._apply(plan, desired)
+            return plan
+        finally:
+            self.in_round = False
+            self.rounds += 1
+            self.round_done.set()
+            self.round_done = asyncio.Event()
+            try:
+                self.on_round(self)
+            except Exception:  # a metrics bug must not stop reconciling
+                log.exception("on_round listener failed")
+
+    def to_json(self) -> dict[str, Any]:
+        """The daemon's state for /admin/fleet."""
+        now = self.clock()
+        return {
+            "generation": self.last_plan.generation if self.last_plan else None,
+            "conditions": self.conditions.to_json(),
+            "config_error": str(self.config_error) if self.config_error else None,
+            "restart_required": self.restart_required,
+            "pending": [a.to_json() for a in self.last_plan.actions] if self.last_plan else [],
+            "errors": [e.to_json() for e in self.last_plan.errors] if self.last_plan else [],
+            "backoff": self.backoff.to_json(now),
+            "rounds": self.rounds,
+            "in_round": self.in_round,
+        }
+
+    # --- one round -----------------------------------------------------------------
+
+    async def _read_config(self) -> Config | None:
+        try:
+            config = await asyncio.to_thread(load_config, self.fleet_path, self.models_path)
+        except ConfigErrors as exc:
+            if str(exc) != str(self.config_error):
+                log.error("config rejected, keeping the last good one:\n%s", exc)
+            self.config_error = exc
+            self.on_config_error(exc)
+            generation = self.last_plan.generation if self.last_plan else None
+            self.conditions.set("ConfigValid", False, "Invalid", str(exc), generation)
+            return self.config
+        self.config_error = None
+        if config != self.config:
+            self._adopt(config)
+        return config
+
+    def _set_valid(self, generation: str) -> None:
+        self.conditions.set(
+            "ConfigValid",
+            True,
+            "RestartRequired" if self.restart_required else "Valid",
+            self.restart_required or f"{self.fleet_path} and {self.models_path} are valid",
+            generation,
+        )
+
+    def _adopt(self, config: Config) -> None:
+        """A new good config: the gateway polls and routes by it from now on."""
+        listen = _listen_addresses(config)
+        if self._listen is None:
+            self._listen = listen
+        elif listen != self._listen:
+            self.restart_required = (
+                f"gateway listen addresses changed to {listen[0]} / {listen[1]}: "
+                "restart `helexa serve` to use them"
+            )
+            log.warning("%s", self.restart_required)
+        self.config = config
+        self.on_config(config)
+
+    def _set_reachable(self, plan: Plan, generation: str) -> None:
+        unreachable = [w for w in plan.warnings if "unreachable" in w]
+        if unreachable:
+            self.conditions.set(
+                "NeuronsReachable", False, "Unreachable", "; ".join(unreachable), generation
+            )
+        else:
+            self.conditions.set("NeuronsReachable", True, "AllReachable", "", generation)
+
+    async def _apply(self, plan: Plan, desired: DesiredState) -> None:
+        generation = desired.generation
+        runnable, withheld = self._runnable(plan, desired.reconcile.auto_apply)
+        self.last_plan = replace(plan, withheld=tuple(withheld))
+        self.last_report = None  # this round's report only: None when it applied nothing
+        report: ApplyReport | None = None
+        if runnable:
+            for action in runnable:
+                if action.destructive:
+                    log.warning(
+                        "destructive: %s %s on %s (%s)",
+                        action.kind,
+                        action.model,
+                        action.neuron,
+                        action.reason,
+                    )
+            try:
+                with WriterLock(lock_path_for(self.models_path), "daemon"):
+                    applier = Applier(desired, self.poller, self.control, progress=self.progress)
+                    report = await applier.apply(replace(plan, actions=tuple(runnable)))
+            except LockHeld as exc:
+                self.conditions.set("Converged", False, "LockHeld", str(exc), generation)
+                return
+            self._record(report)
+            self.last_report = report
+        self.conditions.set("Converged", *self._convergence(plan, withheld, report), generation)
+
+    def _runnable(self, plan: Plan, auto_apply: str) -> tuple[list[Action], list[Action]]:
+        """Split the plan into what runs now and what waits (auto_apply, backoff, deps)."""
+        now = self.clock()
+        runnable: list[Action] = []
+        withheld: list[Action] = []
+        ids: set[str] = set()
+        for action in plan.actions:
+            if (
+                auto_applicable(action, auto_apply)
+                and self.backoff.wait_left(action.key, now) == 0
+                and all(dep in ids for dep in action.depends_on)
+            ):
+                runnable.append(action)
+                ids.add(action.id)
+            else:
+                withheld.append(action)
+        return runnable, withheld
+
+    def _record(self, report: ApplyReport) -> None:
+        now = self.clock()
+        for result in report.results:
+            if result.succeeded:
+                self.backoff.succeeded(result.action.key)
+            elif result.status == "failed":
+                delay = self.backoff.failed(result.action.key, now)
+                log.warning(
+                    "%s %s on %s failed (retry in %.0fs): %s",
+                    result.action.kind,
+                    result.action.model,
+                    result.action.neuron,
+                    delay,
+                    result.message,
+                )
+
+    @staticmethod
+    def _convergence(
+        plan: Plan, withheld: list[Action], report: ApplyReport | None
+    ) -> tuple[bool, str, str]:
+        if plan.errors:
+            return False, "PlanErrors", "; ".join(f"{e.model}: {e.message}" for e in plan.errors)
+        if report is not None and not report.ok:
+            return False, "ApplyFailed", report.summary()
+        if withheld:
+            return False, "ActionsPending", f"{len(withheld)} action(s) not applied automatically"
+        if report is not None:
+            return True, "Applied", report.summary()
+        return True, "Converged", "the fleet matches models.toml"
+
+    # --- file watch ----------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        from watchfiles import awatch
+
+        names = {self.fleet_path.name, self.models_path.name}
+        directories = sorted({str(self.fleet_path.parent), str(self.models_path.parent)})
+        debounce_ms = max(1, int(self.debounce_s * 1000))
+        self._watch_stop.clear()
+        async for changes in awatch(
+            *directories,
+            debounce=debounce_ms,
+            step=20,
+            recursive=False,
+            stop_event=self._watch_stop,
+        ):
+            if any(Path(path).name in names for _, path in changes):
+                log.info("config file change seen, reconciling")
+                self.trigger()
+
+
+async def _stop_watching(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """End the watcher through its stop event: a cancel can be lost while its thread waits."""
+    stop.set()
+    done, _ = await asyncio.wait({task}, timeout=WATCH_STOP_S)
+    if not done:
+        log.warning("file watcher did not stop within %ss; cancelling it", WATCH_STOP_S)
+        task.cancel()
+        return
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
+
+
+def _listen_addresses(config: Config) -> tuple[str, str]:
+    gateway = config.fleet.gateway
+    return (gateway.listen, gateway.metrics_listen)

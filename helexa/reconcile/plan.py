@@ -1,0 +1,152 @@
+"""A plan is data: typed actions with reasons and dependencies, plus the problems found.
+
+The JSON form (`Plan.to_json`, schema in docs/operating.md) is stable: fields are
+only ever added, and `format` is bumped on any incompatible change.  A saved plan
+carries the fingerprints of the desired and observed state it was made from, so
+apply can refuse it once either moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from helexa.errors import HelexaError
+
+PLAN_FORMAT = 1
+
+ActionKind = Literal["load", "unload", "reload"]
+# Which rule produced an action: what auto_apply and the reason line are keyed on.
+Cause = Literal["pinned", "changed", "removed", "excess", "evict"]
+
+SYMBOLS: Mapping[ActionKind, str] = {"load": "+", "unload": "-", "reload": "~"}
+LEGEND = "+ load/create   - unload/remove   ~ change   ↻ restart"
+# Unloads of models the operator no longer asks for: logged as destructive, and
+# only applied by the daemon when auto_apply allows it.
+DESTRUCTIVE_CAUSES: frozenset[Cause] = frozenset({"removed", "excess"})
+
+
+class PlanFileError(HelexaError):
+    """A saved plan file that cannot be read as a plan."""
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str  # "a1", "a2", ... in plan order
+    kind: ActionKind
+    neuron: str
+    model: str
+    cause: Cause
+    reason: str
+    before: Mapping[str, Any] | None = None  # the copy as observed; None = absent
+    after: Mapping[str, Any] | None = None  # the copy as it will be; None = absent
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOLS[self.kind]
+
+    @property
+    def destructive(self) -> bool:
+        return self.cause in DESTRUCTIVE_CAUSES
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What the action is about, independent of plan order (backoff is kept per key)."""
+        return (self.kind, self.neuron, self.model)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "symbol": self.symbol,
+            "neuron": self.neuron,
+            "model": self.model,
+            "cause": self.cause,
+            "reason": self.reason,
+            "before": dict(self.before) if self.before is not None else None,
+            "after": dict(self.after) if self.after is not None else None,
+            "depends_on": list(self.depends_on),
+            "destructive": self.destructive,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Action:
+        return cls(
+            id=str(data["id"]),
+            kind=data["kind"],
+            neuron=str(data["neuron"]),
+            model=str(data["model"]),
+            cause=data["cause"],
+            reason=str(data["reason"]),
+            before=data.get("before"),
+            after=data.get("after"),
+            depends_on=tuple(data.get("depends_on") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class PlanError:
+    """Something the plan cannot do (an impossible placement): the plan exits 1."""
+
+    model: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Plan:
+    generation: str  # desired fingerprint
+    observed: str  # observed fingerprint
+    actions: tuple[Action, ...] = ()
+    errors: tuple[PlanError, ...] = ()
+    warnings: tuple[str, ...] = ()  # e.g. unreachable neurons: the plan may be incomplete
+    created_at: float = 0.0
+    # auto_apply left these out (daemon only): still pending, shown in conditions.
+    withheld: tuple[Action, ...] = field(default=(), compare=False)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "load": sum(a.kind == "load" for a in self.actions),
+            "unload": sum(a.kind == "unload" for a in self.actions),
+            "change": sum(a.kind == "reload" for a in self.actions),
+            "errors": len(self.errors),
+        }
+
+    def action(self, action_id: str) -> Action:
+        return next(a for a in self.actions if a.id == action_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": PLAN_FORMAT,
+            "generation": self.generation,
+            "observed": self.observed,
+            "created_at": self.created_at,
+            "summary": self.counts(),
+            "actions": [a.to_json() for a in self.actions],
+            "errors": [e.to_json() for e in self.errors],
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Plan:
+        if not isinstance(data, Mapping) or data.get("format") != PLAN_FORMAT:
+            raise PlanFileError(f"not a helexa plan (format {PLAN_FORMAT} expected)")
+        try:
+            return cls(
+                generation=str(data["generation"]),
+                observed=str(data["observed"]),
+                created_at=float(data.get("created_at") or 0.0),
+                actions=tuple(Action.from_json(a) for a in data["actions"]),
+                errors=tuple(PlanError(str(e["model"]), str(e["message"])) for e in data["errors"]),
+                warnings=tuple(str(w) for w in data.get("warnings") or ()),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlanFileError(f"malformed plan: {exc!r}") from exc

@@ -1,0 +1,157 @@
+"""OpenAI chat completion -> Responses API response object (pure).
+
+Output items, in the order a reasoning model produces them: a `reasoning`
+item (from `reasoning_content`), a `message` item with one `output_text`
+part, then one `function_call` item per tool call. finish_reason "length"
+makes the response `incomplete` with reason `max_output_tokens`. The
+stream translator (responses_stream) builds the same objects, so a
+streamed response's final `response.completed` equals the whole one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from helexa.protocol.openai import ChatCompletion
+from helexa.protocol.responses import ResponsesRequest
+
+ResponseStatus = str  # "in_progress" | "completed" | "incomplete" | "failed"
+
+
+@dataclass(frozen=True)
+class ResponseContext:
+    """What every response object of one request repeats."""
+
+    id: str  # "resp_<hex>"
+    created_at: int
+    model: str  # the name the client used
+    request: ResponsesRequest
+
+    def item_id(self, prefix: str, index: int) -> str:
+        """Stable ids per output position: msg_<hex>_1, fc_<hex>_2, ..."""
+        return f"{prefix}_{self.id.removeprefix('resp_')}_{index}"
+
+
+def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def response_object(
+    ctx: ResponseContext,
+    *,
+    status: ResponseStatus,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None = None,
+    incomplete: bool = False,
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    request = ctx.request
+    return {
+        "id": ctx.id,
+        "object": "response",
+        "created_at": ctx.created_at,
+        "status": status,
+        "model": ctx.model,
+        "output": output,
+        "usage": usage,
+        "error": error,
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "instructions": request.instructions,
+        "tools": [tool.model_dump(exclude_none=True) for tool in request.tools or []],
+        "tool_choice": _tool_choice(request),
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
+        "max_output_tokens": request.max_output_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "reasoning": request.reasoning.model_dump() if request.reasoning else None,
+        "previous_response_id": None,
+        "metadata": request.metadata or {},
+        "text": {"format": {"type": "text"}},
+        "truncation": "disabled",
+        "store": False,
+        "user": request.user,
+    }
+
+
+def _tool_choice(request: ResponsesRequest) -> Any:
+    choice = request.tool_choice
+    if choice is None:
+        return "auto"
+    return choice if isinstance(choice, str) else choice.model_dump()
+
+
+def reasoning_item(ctx: ResponseContext, index: int, text: str, status: str) -> dict[str, Any]:
+    return {
+        "type": "reasoning",
+        "id": ctx.item_id("rs", index),
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+        "status": status,
+    }
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def message_item(
+    ctx: ResponseContext, index: int, parts: list[dict[str, Any]], status: str
+) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": ctx.item_id("msg", index),
+        "role": "assistant",
+        "status": status,
+        "content": parts,
+    }
+
+
+def function_call_item(
+    ctx: ResponseContext, index: int, call_id: str, name: str, arguments: str, status: str
+) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": ctx.item_id("fc", index),
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def translate_response(completion: dict[str, Any], ctx: ResponseContext) -> dict[str, Any]:
+    """The Responses object for a non-streaming chat completion."""
+    parsed = ChatCompletion.model_validate(completion)
+    choice = parsed.choices[0]
+    message = choice.message
+    output: list[dict[str, Any]] = []
+    if message.reasoning_content:
+        output.append(reasoning_item(ctx, len(output), message.reasoning_content, "completed"))
+    if message.content:
+        output.append(message_item(ctx, len(output), [text_part(message.content)], "completed"))
+    for call in message.tool_calls or []:
+        output.append(
+            function_call_item(
+                ctx, len(output), call.id, call.function.name, call.function.arguments, "completed"
+            )
+        )
+    incomplete = choice.finish_reason == "length"
+    usage = (
+        usage_object(parsed.usage.prompt_tokens, parsed.usage.completion_tokens)
+        if parsed.usage
+        else None
+    )
+    return response_object(
+        ctx,
+        status="incomplete" if incomplete else "completed",
+        output=output,
+        usage=usage,
+        incomplete=incomplete,
+    )

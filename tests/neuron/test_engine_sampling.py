@@ -1,0 +1,61 @@
+"""Per-row sampling: greedy, stop suppression, seeded generators, top-k / top-p."""
+
+from __future__ import annotations
+
+import torch
+
+from helexa.neuron.engine.sampling import RowSampler, next_tokens
+from helexa.neuron.engine.spec import SamplingParams
+
+CPU = torch.device("cpu")
+LOGITS = torch.tensor([[0.0, 3.0, 1.0, 2.0], [5.0, 0.0, 0.0, 4.0]])
+
+
+def sampler(**fields: object) -> RowSampler:
+    return RowSampler.create(SamplingParams(max_new_tokens=8, **fields), CPU)  # type: ignore[arg-type]
+
+
+def test_greedy_rows_take_the_argmax() -> None:
+    rows = [sampler(temperature=0), sampler(temperature=0)]
+
+    assert next_tokens(LOGITS, rows).tolist() == [1, 0]
+
+
+def test_stop_ids_are_suppressed_until_min_new_tokens() -> None:
+    held = sampler(temperature=0, min_new_tokens=2, stop_token_ids=frozenset({1}))
+    free = sampler(temperature=0, stop_token_ids=frozenset({0}))
+
+    assert next_tokens(LOGITS, [held, free]).tolist() == [3, 0]
+    held.generated = 2
+    assert next_tokens(LOGITS, [held, free]).tolist() == [1, 0]
+
+
+def test_a_seed_fixes_the_draws_whatever_the_neighbours() -> None:
+    def draws(rows: list[RowSampler]) -> list[int]:
+        return [int(next_tokens(LOGITS, rows)[0]) for _ in range(20)]
+
+    alone = draws([sampler(seed=5), sampler(temperature=0)])
+    with_a_sampling_neighbour = draws([sampler(seed=5), sampler(seed=99)])
+    other_seed = draws([sampler(seed=6), sampler(temperature=0)])
+
+    assert alone == with_a_sampling_neighbour
+    assert alone != other_seed
+
+
+def test_top_k_and_top_p_restrict_the_candidates() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    top_k = sampler(seed=1, top_k=2)
+    top_p = sampler(seed=1, top_p=0.7)  # 0.5 + 0.3 reaches 0.7: tokens 0 and 1 only
+
+    k_draws = {int(next_tokens(logits, [top_k])[0]) for _ in range(200)}
+    p_draws = {int(next_tokens(logits, [top_p])[0]) for _ in range(200)}
+
+    assert k_draws == {0, 1}
+    assert p_draws == {0, 1}
+
+
+def test_unseeded_samplers_still_sample() -> None:
+    row = sampler(temperature=1.0)
+
+    assert row.generator is not None
+    assert 0 <= int(next_tokens(LOGITS[:1], [row])[0]) < 4
