@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-SECTIONS = ("neuron", "gateway", "translation", "reconcile")
+SECTIONS = ("neuron", "coldload", "gateway", "translation", "reconcile")
 REPO = Path(__file__).resolve().parent.parent
 FULL_OUT = REPO / "docs" / "benchmarks.md"
 QUICK_OUT = REPO / ".cache" / "benchmarks-quick.md"

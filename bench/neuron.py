@@ -3,6 +3,7 @@
 - single stream: LoadedModel.stream vs model.generate, greedy, 64 new tokens;
 - 8 concurrent streams vs the same 8 requests one after another (aggregate tok/s),
   with one padded `generate` batch of the same 8 as the ceiling for reference;
+- time to first token of one stream alone and of 8 started together;
 - load: helexa's load() vs AutoModelForCausalLM.from_pretrained.
 
 Contestants alternate (A, B, A, B, ...) and medians are reported, so load from
@@ -63,6 +64,7 @@ async def run(quick: bool) -> str:
         prompts = [loaded.tokenizer(p)["input_ids"] for p in PROMPTS[:CONCURRENCY]]
         single = await _compare_single(loaded, prompts[0], reps)
         batched = await _compare_concurrent(loaded, prompts, reps)
+        first_token = await _first_token_table(loaded, prompts, reps)
     finally:
         loaded.close()
     intro = (
@@ -77,7 +79,7 @@ async def run(quick: bool) -> str:
         "`asyncio.to_thread` for raw transformers): on a busy machine, torch called from "
         "the main thread was several times slower than from any other thread.\n"
     )
-    return "\n".join([intro, single, batched, load_table])
+    return "\n".join([intro, single, batched, first_token, load_table])
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,44 @@ async def _compare_concurrent(loaded: LoadedModel, prompts: list[list[int]], rep
             "",
         ]
     )
+
+
+async def _first_token_table(
+    loaded: LoadedModel, prompts: list[list[int]], reps: int
+) -> str:
+    """Time to first token (ms): one stream alone, and each of 8 started at once."""
+    await _first_tokens(loaded, prompts[:1])  # warm-up
+    alone: list[float] = []
+    together: list[float] = []
+    for _ in range(reps):
+        alone += await _first_tokens(loaded, prompts[:1])
+        together += await _first_tokens(loaded, prompts)
+    return "\n".join(
+        [
+            "### time to first token (ms, the bench prompts, greedy)",
+            "",
+            "| streams started together | p50 | max |",
+            "|---:|---:|---:|",
+            f"| 1 | {statistics.median(alone) * 1e3:.1f} | {max(alone) * 1e3:.1f} |",
+            f"| {CONCURRENCY} | {statistics.median(together) * 1e3:.1f} "
+            f"| {max(together) * 1e3:.1f} |",
+            "",
+        ]
+    )
+
+
+async def _first_tokens(loaded: LoadedModel, prompts: list[list[int]]) -> list[float]:
+    """Seconds from `stream()` to each stream's first token id (streams run to the end)."""
+
+    async def one(prompt: list[int]) -> float:
+        started = time.perf_counter()
+        first = float("nan")
+        async for _ in loaded.stream(prompt, _params(loaded)):
+            if first != first:
+                first = time.perf_counter() - started
+        return first
+
+    return list(await asyncio.gather(*(one(p) for p in prompts)))
 
 
 async def _compare_loads(directory: Path, reps: int) -> str:

@@ -1,7 +1,7 @@
 """Translation overhead: the same streamed request in three dialects through one gateway.
 
 One `helexa serve` subprocess fronts the stub OpenAI upstream of
-bench.gateway (its own process, 8 content pieces per stream). A single
+bench.upstream (its own process, 20 content pieces per stream). A single
 client sends streaming requests for the same answer as OpenAI chat
 (relayed byte for byte), Anthropic Messages and OpenAI Responses (both
 translated chunk by chunk), interleaved round-robin so background load on
@@ -21,7 +21,10 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.gateway import MODEL, _spawn, _stop, _wait_http
+from bench.procs import spawn as _spawn
+from bench.procs import stop as _stop
+from bench.procs import wait_http as _wait_http
+from bench.upstream import MODEL
 from helexa.testing.neuron_proc import free_port
 
 
@@ -110,7 +113,7 @@ async def run(quick: bool) -> str:
         )
         (work / "models.toml").write_text("")
         stub = _spawn(
-            [sys.executable, "-m", "bench.gateway", "stub", str(stub_port)], work / "stub.log"
+            [sys.executable, "-m", "bench.upstream", "stub", str(stub_port)], work / "stub.log"
         )
         gateway = _spawn(
             [
@@ -145,7 +148,7 @@ def render(results: dict[str, Timings], rounds: int) -> str:
         "## translation",
         "",
         f"One client, {rounds} streamed requests per dialect, interleaved; gateway = "
-        "`helexa serve`, upstream = the stub OpenAI server (8 content pieces). "
+        "`helexa serve`, upstream = the stub OpenAI server (20 content pieces). "
         "Times in ms; ratio = p50 over the relayed OpenAI p50.",
         "",
         "| dialect | first event p50 | p99 | total p50 | p99 | first ratio | total ratio |",

@@ -17,6 +17,11 @@
     │     ├── NoFeasibleNeuron      503 no_feasible_neuron, retryable
     │     ├── UpstreamError         502 upstream_error (a neuron failed)
     │     └── UpstreamTimeout       504 upstream_timeout
+    ├── ReconcileError              plan/apply could not do what it was asked
+    │     ├── PlanFileError         a saved plan file that cannot be read as a plan
+    │     ├── ActionFailed          an action's precondition failed, or its neuron call did
+    │     └── LockHeld              another writer holds the reconcile lock
+    │                               (defined in helexa.reconcile.lock: it carries the holder)
     └── DeployError                 SSH / host operation failed
           └── HostKeyError          unknown or changed host key
 
@@ -217,6 +222,18 @@ class UpstreamTimeout(APIError):
     status = 504
     type = "api_error"
     code = "upstream_timeout"
+
+
+class ReconcileError(HelexaError):
+    """plan/apply could not do what it was asked."""
+
+
+class PlanFileError(ReconcileError):
+    """A saved plan file that cannot be read as a plan."""
+
+
+class ActionFailed(ReconcileError):
+    """An action's precondition did not hold, or its neuron call failed."""
 
 
 class DeployError(HelexaError):

@@ -15,11 +15,11 @@ from typing import Any
 
 from helexa.cli.plan_cmd import add_config_flags
 from helexa.config import Config, load_config
-from helexa.errors import ConfigErrors
+from helexa.errors import ConfigErrors, PlanFileError
 from helexa.reconcile.apply import Applier
 from helexa.reconcile.lock import LockHeld, WriterLock, lock_path_for
 from helexa.reconcile.oneshot import OneShot
-from helexa.reconcile.plan import Plan, PlanFileError
+from helexa.reconcile.plan import Plan
 from helexa.reconcile.render import render_text
 from helexa.reconcile.report import ProgressEvent
 

@@ -1,4 +1,9 @@
-"""`helexa status [--gateway URL] [--json] [--watch]`: the fleet as a running gateway sees it."""
+"""`helexa status [--gateway URL] [--json] [--watch [S]]`: the fleet as a running gateway sees it.
+
+The rendering is pure (`helexa.cli.status_view`); this module only fetches
+`/admin/fleet` and prints it once, as JSON, or live (`--watch` redraws in
+place with rich's Live until Ctrl-C).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,23 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from rich.console import Console, Group
-from rich.table import Table
+from rich.console import Console, RenderableType
+from rich.live import Live
 from rich.text import Text
 
+from helexa.cli import status_view
+
 DEFAULT_GATEWAY = "http://127.0.0.1:31313"
-RECENT_DECISIONS = 10
+FETCH_TIMEOUT_S = 10.0
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("status", help="show neurons, models, decisions")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "status", help="show neurons, devices, models, decisions and the reconcile state"
+    )
     p.add_argument(
         "--gateway",
         default=os.environ.get("HELEXA_GATEWAY_URL", DEFAULT_GATEWAY),
@@ -34,7 +42,7 @@ def register(sub: Any) -> None:
         nargs="?",
         const=2.0,
         metavar="SECONDS",
-        help="refresh every SECONDS (default 2) until Ctrl-C",
+        help="redraw every SECONDS (default 2) until Ctrl-C",
     )
     p.set_defaults(func=run)
 
@@ -44,99 +52,59 @@ def fetch_fleet(
 ) -> dict[str, Any]:
     """GET /admin/fleet; raises httpx.HTTPError on failure."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    with httpx.Client(base_url=gateway, headers=headers, timeout=10, transport=transport) as c:
-        response = c.get("/admin/fleet")
+    with httpx.Client(
+        base_url=gateway, headers=headers, timeout=FETCH_TIMEOUT_S, transport=transport
+    ) as client:
+        response = client.get("/admin/fleet")
         response.raise_for_status()
         fleet: dict[str, Any] = response.json()
         return fleet
 
 
-def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) -> int:
-    console = Console()
-    while True:
+def run(
+    args: argparse.Namespace,
+    transport: httpx.BaseTransport | None = None,
+    console: Console | None = None,
+) -> int:
+    console = console or Console()
+    if args.watch:
+        return _watch(args, console, transport)
+    try:
+        fleet = fetch_fleet(args.gateway, args.api_key, transport)
+    except httpx.HTTPError as exc:
+        print(f"helexa status: {_unreachable(args.gateway, exc)}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(fleet, indent=2))
+    else:
+        console.print(status_view.build(fleet, console.width, time.time()))
+    return 0
+
+
+def _watch(
+    args: argparse.Namespace, console: Console, transport: httpx.BaseTransport | None
+) -> int:
+    """Redraw in place; a failed fetch shows the error and retries (the gateway may restart)."""
+    with Live(console=console, auto_refresh=False, screen=False) as live:
         try:
-            fleet = fetch_fleet(args.gateway, args.api_key, transport)
-        except httpx.HTTPError as exc:
-            print(f"helexa status: cannot read {args.gateway}/admin/fleet: {exc}", file=sys.stderr)
-            return 1
-        if args.json:
-            print(json.dumps(fleet, indent=2))
-        else:
-            if args.watch:
-                console.clear()
-            console.print(render(fleet))
-        if not args.watch:
-            return 0
-        try:
-            time.sleep(args.watch)
+            while True:
+                live.update(_frame(args, console, transport), refresh=True)
+                time.sleep(args.watch)
         except KeyboardInterrupt:
             return 0
 
 
-def render(fleet: dict[str, Any]) -> Group:
-    """Neurons, models and recent decisions as rich tables."""
-    parts: list[Any] = []
-    health = fleet.get("health") or {}
-    if health:
-        n = health.get("neurons", {})
-        parts.append(
-            Text(
-                f"fleet {health.get('status')}: "
-                f"{n.get('healthy')}/{n.get('total')} neurons healthy",
-                style="bold",
-            )
-        )
-    error = (fleet.get("config") or {}).get("error")
-    if error:
-        parts.append(Text(f"config error (last good config in use): {error}", style="red"))
-    parts.append(_neurons(fleet.get("neurons", [])))
-    parts.append(_models(fleet.get("models", [])))
-    parts.append(_decisions(fleet.get("decisions", [])[-RECENT_DECISIONS:]))
-    return Group(*parts)
+def _frame(
+    args: argparse.Namespace, console: Console, transport: httpx.BaseTransport | None
+) -> RenderableType:
+    try:
+        fleet = fetch_fleet(args.gateway, args.api_key, transport)
+    except httpx.HTTPError as exc:
+        return Text(_unreachable(args.gateway, exc) + " (retrying)", "red")
+    if args.json:
+        return Text(json.dumps(fleet, indent=2))
+    return status_view.build(fleet, console.width, time.time())
 
 
-def _neurons(neurons: list[dict[str, Any]]) -> Table:
-    table = Table(title="neurons", title_justify="left")
-    for column in ("name", "kind", "state", "devices", "memory used/total", "models", "note"):
-        table.add_column(column)
-    for n in neurons:
-        devices = n.get("devices", [])
-        total = sum(d["memory_total_mb"] for d in devices)
-        used = total - sum(d["memory_free_mb"] for d in devices)
-        state = Text("up", style="green") if n.get("healthy") else Text("down", style="red")
-        table.add_row(
-            n["name"],
-            n.get("kind", "neuron"),
-            state,
-            ", ".join(f"{d['kind']}:{d['index']} {d['name']}" for d in devices) or "-",
-            f"{_gb(used)} / {_gb(total)}" if devices else "-",
-            str(len(n.get("models", []))),
-            n.get("last_error") or "",
-        )
-    return table
-
-
-def _models(models: list[dict[str, Any]]) -> Table:
-    table = Table(title="models", title_justify="left")
-    for column in ("model", "pinned", "where (state, in flight)"):
-        table.add_column(column)
-    for m in models:
-        where = ", ".join(
-            f"{loc['neuron']} ({loc['state']}, {loc['in_flight']})" for loc in m["locations"]
-        )
-        table.add_row(m["id"], "yes" if m.get("pinned") else "", where or "not loaded")
-    return table
-
-
-def _decisions(decisions: list[dict[str, Any]]) -> Table:
-    table = Table(title="recent decisions", title_justify="left")
-    for column in ("at (UTC)", "decision", "model", "neuron", "reason"):
-        table.add_column(column)
-    for d in decisions:
-        at = datetime.fromtimestamp(d["at"], UTC).strftime("%H:%M:%S")
-        table.add_row(at, d["kind"], d["model"], d.get("neuron") or "-", d["reason"])
-    return table
-
-
-def _gb(mb: int) -> str:
-    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb} MB"
+def _unreachable(gateway: str, exc: httpx.HTTPError) -> str:
+    return f"cannot read {gateway}/admin/fleet: {exc}"

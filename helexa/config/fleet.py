@@ -33,6 +33,8 @@ class GatewayConfig(StrictModel):
     connect_timeout: Duration = 5.0
     request_timeout: Duration = 600.0
     load_timeout: Duration = 600.0
+    # Larger request bodies get 413 (helexa.limits); Anthropic's own limit is 32 MB.
+    max_body_mb: int = Field(default=32, ge=1)
 
     @property
     def is_open_to_network(self) -> bool:

@@ -70,6 +70,7 @@ class HostFacts:
     disk_free_mb: int | None = None
     supervised_pid: int | None = None  # the fallback supervisor, when alive
     service_user_exists: bool = False
+    restart_pending: bool = False  # an earlier apply changed things and did not restart
 
     def installed_version(self, install: InstallMethod) -> str | None:
         return self.rpm_version if install == "rpm" else self.pip_version
@@ -107,6 +108,7 @@ def probe_script(layout: HostLayout, managed_files: Iterable[PurePosixPath]) -> 
         'probe disk df -Pk "$d"',
         f"probe supervised sh -c {q(supervised)}",
         f"probe user id -u {q(layout.user)}",
+        f"probe pending test -e {q(str(layout.restart_marker))}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -154,6 +156,7 @@ def host_facts(sections: Mapping[str, ProbeResult]) -> HostFacts:
         disk_free_mb=parse_df_free_mb(get("disk").output) if get("disk").ok else None,
         supervised_pid=int(get("supervised").output) if _is_pid(get("supervised")) else None,
         service_user_exists=user.ok and user.output.strip().isdigit(),
+        restart_pending=get("pending").ok,
     )
 
 

@@ -36,21 +36,35 @@ class HostApplier:
 
     async def apply(self, actions: tuple[HostAction, ...]) -> None:
         """Run actions in plan order (already dependency-ordered); stops at the first failure."""
-        files = {str(f.path): f for f in self.desired.files}
+        await self.prepare(actions)
         for action in actions:
             self.say(f"  {action.symbol} {action.kind} {action.target}: {action.reason}")
-            if action.kind == "create_user":
-                await self._create_user()
-            elif action.kind == "install":
-                await self._install()
-            elif action.kind == "write_file":
-                await self._write(files[action.target])
-            elif action.kind == "daemon_reload":
-                await self.host.run("systemctl daemon-reload", step="daemon-reload")
-            elif action.kind == "enable":
-                await self.host.run(f"systemctl enable {NEURON_UNIT}", step="enable")
-            elif action.kind == "restart":
-                await self.restart()
+            await self.run_action(action)
+
+    async def prepare(self, actions: tuple[HostAction, ...]) -> None:
+        """Record an owed restart on the host before the first change, so that a failure
+        between a write and the restart leaves the restart planned for the next apply."""
+        if any(a.kind == "restart" for a in actions):
+            state = shlex.quote(str(self.layout.state_dir))
+            marker = shlex.quote(str(self.layout.restart_marker))
+            await self.host.run(f"mkdir -p {state} && touch {marker}", step="record restart")
+
+    async def run_action(self, action: HostAction) -> None:
+        files = {str(f.path): f for f in self.desired.files}
+        if action.kind == "create_user":
+            await self._create_user()
+        elif action.kind == "install":
+            await self._install()
+        elif action.kind == "write_file":
+            await self._write(files[action.target])
+        elif action.kind == "daemon_reload":
+            await self.host.run("systemctl daemon-reload", step="daemon-reload")
+        elif action.kind == "enable":
+            await self.host.run(f"systemctl enable {NEURON_UNIT}", step="enable")
+        elif action.kind == "restart":
+            await self.restart()
+            marker = shlex.quote(str(self.layout.restart_marker))
+            await self.host.run(f"rm -f {marker}", step="clear restart record")
 
     async def _create_user(self) -> None:
         user = shlex.quote(self.desired.service_user)

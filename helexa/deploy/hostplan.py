@@ -229,8 +229,13 @@ def diff_host(desired: DesiredHost, facts: HostFacts, layout: HostLayout) -> tup
                     depends_on=tuple(service_deps),
                 )
             )
-    if changed_for_restart or not facts.running:
-        reason = "not running" if not facts.running else "its package or files changed"
+    if changed_for_restart or not facts.running or facts.restart_pending:
+        if facts.restart_pending:
+            reason = "pending: an earlier apply changed the host but did not restart it"
+        elif not facts.running:
+            reason = "not running"
+        else:
+            reason = "its package or files changed"
         plan.add(
             "restart",
             NEURON_UNIT if desired.systemd else str(layout.supervisor_script),

@@ -65,3 +65,9 @@ class HostLayout:
     @property
     def logfile(self) -> PurePosixPath:
         return self.state_dir / "neuron.log"
+
+    @property
+    def restart_marker(self) -> PurePosixPath:
+        """Present while a restart is owed: written before an apply's first change, removed
+        after the restart, so a restart lost to a failed apply is still planned next time."""
+        return self.state_dir / "restart-pending"

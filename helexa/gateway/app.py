@@ -20,8 +20,9 @@ import aiohttp
 from starlette.applications import Starlette
 
 from helexa.config import Config, NeuronEntry
-from helexa.gateway.auth import ApiKeyMiddleware
+from helexa.gateway.auth import ApiKeyMiddleware, open_access_warning
 from helexa.gateway.coldload import ColdLoader
+from helexa.gateway.limits import body_limits, gateway_body_limits
 from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample
 from helexa.gateway.neuron_client import NeuronClient
 from helexa.gateway.poller import FleetPoller, PollSettings
@@ -126,7 +127,12 @@ class Gateway:
         total = len(self.fleet.neurons)
         healthy = len(self.fleet.healthy_neurons())
         status = "ok" if total and healthy == total else "degraded" if healthy else "down"
-        return {"status": status, "neurons": {"healthy": healthy, "total": total}}
+        warning = open_access_warning(self.config.fleet.gateway)
+        return {
+            "status": status,
+            "neurons": {"healthy": healthy, "total": total},
+            "warnings": [warning] if warning else [],
+        }
 
     def _observe(self, _: NeuronState) -> None:
         """After each poll: rewrite the fleet gauges."""
@@ -155,7 +161,14 @@ class Gateway:
 
 def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     """The ASGI app; with `manage_lifecycle` its lifespan starts and stops `gateway`."""
-    from helexa.gateway import routes_admin, routes_anthropic, routes_openai, routes_responses
+    from helexa.gateway import (
+        routes_admin,
+        routes_anthropic,
+        routes_openai,
+        routes_responses,
+        routes_ui,
+    )
+    from helexa.gateway.ui_auth import UiSessionMiddleware
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -172,10 +185,15 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         + routes_anthropic.ROUTES
         + routes_responses.ROUTES
         + routes_admin.ROUTES
+        + routes_ui.ROUTES
     )
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
+    # Added first = runs after auth: an unauthenticated client never makes us read a body.
+    app.add_middleware(gateway_body_limits, limits=lambda: body_limits(gateway.config))
     app.add_middleware(ApiKeyMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
+    # Outermost: turns the /ui sign-in cookie into the key the check above reads.
+    app.add_middleware(UiSessionMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
     return app
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from helexa.config.fleet import GatewayConfig
 from helexa.errors import Unauthorized
 
 PUBLIC_PATHS = frozenset({"/health"})
@@ -38,6 +39,16 @@ def key_matches(presented: str | None, keys: Sequence[str]) -> bool:
     for key in keys:
         found |= hmac.compare_digest(presented.encode(), key.encode())
     return found
+
+
+def open_access_warning(gateway: GatewayConfig) -> str | None:
+    """The warning for a gateway anyone on the network may use (at start and in /health)."""
+    if not gateway.is_open_to_network:
+        return None
+    return (
+        f"the gateway listens on {gateway.listen} (not loopback) and [gateway] api_keys "
+        "is empty: anyone who can reach it can use every model. Set api_keys in fleet.toml."
+    )
 
 
 def unauthorized_body(path: str, message: str) -> bytes:

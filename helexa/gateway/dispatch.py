@@ -18,8 +18,11 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
+from weakref import WeakKeyDictionary
 
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from helexa.errors import APIError, BadRequest
 from helexa.gateway import router
@@ -30,6 +33,98 @@ from helexa.gateway.proxy import KEEP_ALIVE, Opened, Usage, error_event
 from helexa.gateway.state import ModelLocation
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class SSEResponse(Response):
+    """A streamed `text/event-stream` answer without a task group per request.
+
+    Starlette's StreamingResponse (for uvicorn's ASGI 2.3) runs the body in an
+    anyio task group beside a disconnect listener: the largest per-request
+    cost of a streamed relay after the sockets themselves. Here the listener
+    is one plain task whose completion cancels the sending task, so a client
+    that leaves still ends the stream at once and closes the upstream (the
+    event generator's `finally`), which cancels the neuron's generation.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        self.events = events
+        self.status_code = 200
+        self.background = None
+        self.init_headers(SSE_HEADERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sender = asyncio.current_task()
+        assert sender is not None
+        disconnected = False
+
+        def on_disconnect(_: object) -> None:
+            nonlocal disconnected
+            disconnected = True
+            sender.cancel()
+
+        listener = asyncio.ensure_future(_until_disconnect(receive))
+        listener.add_done_callback(on_disconnect)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for chunk in self.events:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            listener.remove_done_callback(on_disconnect)  # the end is ours, not the client's
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not disconnected:
+                raise
+            sender.uncancel()
+        finally:
+            listener.remove_done_callback(on_disconnect)
+            listener.cancel()
+            aclose = getattr(self.events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+@dataclass
+class _Series:
+    """One (model, neuron, dialect)'s labelled metric children, looked up once.
+
+    prometheus_client's `.labels()` validates and locks on every call; at
+    thousands of requests/s the six lookups per request were measurable, and
+    the children of a counter or histogram never change once created.
+    """
+
+    duration: Any
+    ttft: Any
+    prompt_tokens: Any
+    completion_tokens: Any
+    tokens_per_second: Any
+    by_status: dict[str, Any] = field(default_factory=dict)
+
+
+_SERIES: WeakKeyDictionary[GatewayMetrics, dict[tuple[str, str, str], _Series]] = (
+    WeakKeyDictionary()
+)
+
+
+def _series(metrics: GatewayMetrics, model: str, neuron: str, dialect: str) -> _Series:
+    per_gateway = _SERIES.setdefault(metrics, {})
+    found = per_gateway.get((model, neuron, dialect))
+    if found is None:
+        labels = (model, neuron, dialect)
+        found = _Series(
+            metrics.request_duration.labels(*labels),
+            metrics.ttft.labels(*labels),
+            metrics.prompt_tokens.labels(model, neuron),
+            metrics.completion_tokens.labels(model, neuron),
+            metrics.tokens_per_second.labels(model, neuron),
+        )
+        per_gateway[(model, neuron, dialect)] = found
+    return found
 
 
 @dataclass
@@ -48,22 +143,25 @@ class RequestMeter:
         self.done = True
         u = self.usage
         end = u.finished_at or time.monotonic()
-        labels = (self.model, neuron or "", self.dialect)
-        m = self.metrics
-        m.requests.labels(*labels, str(status)).inc()
-        m.request_duration.labels(*labels).observe(end - u.started)
+        series = _series(self.metrics, self.model, neuron or "", self.dialect)
+        code = str(status)
+        requests = series.by_status.get(code)
+        if requests is None:
+            labels = (self.model, neuron or "", self.dialect, code)
+            requests = series.by_status[code] = self.metrics.requests.labels(*labels)
+        requests.inc()
+        series.duration.observe(end - u.started)
         if u.first_token_at is not None:
-            m.ttft.labels(*labels).observe(u.first_token_at - u.started)
+            series.ttft.observe(u.first_token_at - u.started)
         if neuron is None:
             return
         if u.prompt_tokens:
-            m.prompt_tokens.labels(self.model, neuron).inc(u.prompt_tokens)
+            series.prompt_tokens.inc(u.prompt_tokens)
         if u.completion_tokens:
-            m.completion_tokens.labels(self.model, neuron).inc(u.completion_tokens)
+            series.completion_tokens.inc(u.completion_tokens)
             decoding = end - (u.first_token_at or u.started)
             if u.completion_tokens > 1 and decoding > 0:
-                rate = (u.completion_tokens - 1) / decoding
-                m.tokens_per_second.labels(self.model, neuron).observe(rate)
+                series.tokens_per_second.observe((u.completion_tokens - 1) / decoding)
 
 
 def openai_error(exc: APIError) -> JSONResponse:
@@ -71,12 +169,19 @@ def openai_error(exc: APIError) -> JSONResponse:
 
 
 async def open_upstream(
-    gw: Gateway, model_id: str, path: str, payload: bytes, *, stream: bool
+    gw: Gateway,
+    model_id: str,
+    path: str,
+    payload: bytes,
+    *,
+    stream: bool,
+    candidates: list[ModelLocation] | None = None,
 ) -> Opened:
     """Wait for / cold-load the model, then open it with failover (steps 2-5)."""
     started = time.monotonic()
     within = gw.config.fleet.gateway.load_timeout
-    candidates = router.choose_replica(model_id, gw.fleet)
+    if candidates is None:
+        candidates = router.choose_replica(model_id, gw.fleet)
     if not candidates:
         candidates = await gw.loader.servable(model_id, within)
         gw.metrics.queue_wait.labels(model_id).observe(time.monotonic() - started)
@@ -94,11 +199,14 @@ async def respond(
     drop_usage_event: bool = False,
 ) -> Response:
     """The client's response for an OpenAI request whose model is already resolved."""
-    if stream and not router.choose_replica(model_id, gw.fleet):
+    candidates = router.choose_replica(model_id, gw.fleet)
+    if stream and not candidates:
         events = _wait_then_relay(gw, model_id, path, payload, meter, drop_usage_event)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return SSEResponse(events)
     try:
-        opened = await open_upstream(gw, model_id, path, payload, stream=stream)
+        opened = await open_upstream(
+            gw, model_id, path, payload, stream=stream, candidates=candidates
+        )
     except APIError as exc:
         meter.finish(None, exc.status)
         return openai_error(exc)
@@ -106,7 +214,7 @@ async def respond(
     if not stream or status != 200:
         return await _whole(gw, opened, meter, model_id)
     events = _relay(gw, opened, meter, model_id, drop_usage_event)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    return SSEResponse(events)
 
 
 async def _whole(gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str) -> Response:

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from helexa.config import Config, parse_listen
 from helexa.gateway.app import Gateway, build_app
+from helexa.gateway.auth import open_access_warning
 from helexa.gateway.housekeeping import Housekeeping
 from helexa.gateway.metrics import metrics_app
 from helexa.gateway.reconcile_hook import start_reconcile
@@ -60,13 +61,8 @@ def bind(listen: str) -> socket.socket:
 
 
 def open_warning(config: Config) -> str | None:
-    gw = config.fleet.gateway
-    if gw.is_open_to_network:
-        return (
-            f"WARNING: the gateway listens on {gw.listen} (not loopback) and [gateway] api_keys "
-            "is empty: anyone who can reach it can use every model. Set api_keys in fleet.toml."
-        )
-    return None
+    warning = open_access_warning(config.fleet.gateway)
+    return f"WARNING: {warning}" if warning else None
 
 
 def banner(running: Running) -> str:

@@ -14,6 +14,7 @@ from helexa.errors import APIError
 from helexa.neuron.admission import Admission
 from helexa.neuron.config import NeuronConfig, PreloadEntry
 from helexa.neuron.http import EXCEPTION_HANDLERS, BearerAuth
+from helexa.neuron.limits import body_limits, neuron_body_limits
 from helexa.neuron.loading import TokenizerCache, engine_loader
 from helexa.neuron.metrics import ModelSnapshot, NeuronMetrics
 from helexa.neuron.registry import Loader, Registry
@@ -75,7 +76,10 @@ def build_app(
     app = Starlette(
         routes=[*CONTROL_ROUTES, *OPENAI_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(BearerAuth, token=token, public=PUBLIC_PATHS)],
+        middleware=[
+            Middleware(BearerAuth, token=token, public=PUBLIC_PATHS),
+            Middleware(neuron_body_limits, limits=lambda: body_limits(config)),
+        ],
         lifespan=lifespan,
     )
     app.state.neuron = state

@@ -32,6 +32,7 @@ class NeuronSection(StrictModel):
     drain_timeout: Duration = 30.0  # /models/unload without drain_timeout_s
     keep_alive_interval: Duration = 1.0  # SSE comment after this much silence
     torch_threads: int = Field(default=0, ge=0)  # 0 = torch's default
+    max_body_mb: int = Field(default=32, ge=1)  # larger request bodies get 413
 
 
 class DevicesSection(StrictModel):

@@ -95,7 +95,9 @@ class BearerAuth:
             return
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         scheme, _, presented = header.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip(), self.token):
+        # Bytes, not str: compare_digest raises on non-ASCII str (a hostile header -> 500).
+        matches = hmac.compare_digest(presented.strip().encode("latin-1"), self.token.encode())
+        if scheme.lower() == "bearer" and matches:
             await self.app(scope, receive, send)
             return
         message = "missing bearer token" if not header else "invalid bearer token"

@@ -18,14 +18,20 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from helexa.config import ModelSpec, NeuronEntry
-from helexa.errors import APIError, HelexaError
+from helexa.errors import ActionFailed, APIError
 from helexa.gateway import placement
 from helexa.gateway.state import FleetState, NeuronState
 from helexa.protocol.neuron import LoadRequest, ModelInfo, ModelsList
 from helexa.reconcile.desired import DesiredState
 from helexa.reconcile.observed import PRESENT_STATES
 from helexa.reconcile.plan import Action, Plan
-from helexa.reconcile.report import ActionResult, ActionStatus, ApplyReport, ProgressEvent
+from helexa.reconcile.report import (
+    ActionResult,
+    ActionStatus,
+    ApplyReport,
+    Phase,
+    ProgressEvent,
+)
 
 log = logging.getLogger("helexa.reconcile.apply")
 
@@ -49,10 +55,6 @@ class FleetRefresh(Protocol):
     fleet: FleetState
 
     async def poll_neuron(self, name: str) -> NeuronState: ...
-
-
-class ActionFailed(HelexaError):
-    """An action's precondition did not hold, or its neuron call failed."""
 
 
 class Skip(Exception):
@@ -118,8 +120,8 @@ class Applier:
         self._emit(action, "start", 0.0)
         status: ActionStatus = "done"
         message = ""
+        call = asyncio.ensure_future(self._execute(action))
         try:
-            call = asyncio.ensure_future(self._execute(action))
             while True:
                 done, _ = await asyncio.wait({call}, timeout=self.tick_s)
                 if done:
@@ -133,11 +135,12 @@ class Applier:
         except Exception as exc:  # a bug must fail one action, not abandon the others
             log.exception("action %s crashed", action.id)
             status, message = "failed", f"unexpected error: {exc!r}"
+        finally:
+            call.cancel()  # only matters when we are cancelled ourselves (shutdown)
         return ActionResult(action, status, message, self.clock() - started)
 
-    def _emit(self, action: Action, phase: str, elapsed: float, message: str = "") -> None:
-        now = self.clock()
-        self.progress(ProgressEvent(action, phase, elapsed, message, at=now))  # type: ignore[arg-type]
+    def _emit(self, action: Action, phase: Phase, elapsed: float, message: str = "") -> None:
+        self.progress(ProgressEvent(action, phase, elapsed, message, at=self.clock()))
 
     async def _execute(self, action: Action) -> None:
         entry = self.desired.neurons.get(action.neuron)

@@ -172,12 +172,21 @@ class ReconcileDaemon:
             "conditions": self.conditions.to_json(),
             "config_error": str(self.config_error) if self.config_error else None,
             "restart_required": self.restart_required,
-            "pending": [a.to_json() for a in self.last_plan.actions] if self.last_plan else [],
+            "pending": [a.to_json() for a in self.pending()],
+            "last_plan": self.last_plan.to_json() if self.last_plan else None,
             "errors": [e.to_json() for e in self.last_plan.errors] if self.last_plan else [],
             "backoff": self.backoff.to_json(now),
             "rounds": self.rounds,
             "in_round": self.in_round,
         }
+
+    def pending(self) -> list[Action]:
+        """What the last round left undone: withheld, failed, or not attempted."""
+        if self.last_plan is None:
+            return []
+        report = self.last_report
+        undone = [r.action for r in report.results if not r.succeeded] if report else []
+        return sorted([*self.last_plan.withheld, *undone], key=lambda a: int(a.id[1:]))
 
     # --- one round -----------------------------------------------------------------
 

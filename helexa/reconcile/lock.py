@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from helexa.errors import HelexaError
+from helexa.errors import ReconcileError
 
 LOCK_NAME = ".helexa-reconcile.lock"
 
@@ -39,7 +39,7 @@ class LockHolder:
         )
 
 
-class LockHeld(HelexaError):
+class LockHeld(ReconcileError):
     """Another writer holds the reconcile lock."""
 
     def __init__(self, path: Path, holder: LockHolder | None) -> None:

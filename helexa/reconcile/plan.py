@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from helexa.errors import HelexaError
+from helexa.deploy.hostplan import HostAction
+from helexa.errors import PlanFileError
 
 PLAN_FORMAT = 1
 
@@ -25,10 +26,6 @@ LEGEND = "+ load/create   - unload/remove   ~ change   ↻ restart"
 # Unloads of models the operator no longer asks for: logged as destructive, and
 # only applied by the daemon when auto_apply allows it.
 DESTRUCTIVE_CAUSES: frozenset[Cause] = frozenset({"removed", "excess"})
-
-
-class PlanFileError(HelexaError):
-    """A saved plan file that cannot be read as a plan."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +83,28 @@ class Action:
         )
 
 
+# One step of a plan: a model action on a neuron, or a host action over SSH (its
+# `target` is a package, a path or a unit; ids are "a1".. and "h1.." respectively).
+Step = Action | HostAction
+
+
+def host_action_from_json(data: Mapping[str, Any]) -> HostAction:
+    return HostAction(
+        id=str(data["id"]),
+        kind=data["kind"],
+        neuron=str(data["neuron"]),
+        target=str(data["target"]),
+        reason=str(data["reason"]),
+        before=data.get("before"),
+        after=data.get("after"),
+        depends_on=tuple(data.get("depends_on") or ()),
+    )
+
+
 @dataclass(frozen=True)
 class PlanError:
-    """Something the plan cannot do (an impossible placement): the plan exits 1."""
+    """Something the plan cannot do (an impossible placement, an unreachable host):
+    the plan exits 1.  `model` is what it is about: a model id, or `host NAME`."""
 
     model: str
     message: str
@@ -103,6 +119,8 @@ class Plan:
     observed: str  # observed fingerprint
     actions: tuple[Action, ...] = ()
     errors: tuple[PlanError, ...] = ()
+    # SSH-managed hosts; they run before their neuron's model actions (a restart empties it).
+    host_actions: tuple[HostAction, ...] = ()
     warnings: tuple[str, ...] = ()  # e.g. unreachable neurons: the plan may be incomplete
     created_at: float = 0.0
     # auto_apply left these out (daemon only): still pending, shown in conditions.
@@ -110,18 +128,27 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.actions)
+        return bool(self.actions or self.host_actions)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """Every action, host actions first (the order apply starts them in)."""
+        return (*self.host_actions, *self.actions)
 
     def counts(self) -> dict[str, int]:
         return {
             "load": sum(a.kind == "load" for a in self.actions),
             "unload": sum(a.kind == "unload" for a in self.actions),
             "change": sum(a.kind == "reload" for a in self.actions),
+            "host": len(self.host_actions),
             "errors": len(self.errors),
         }
 
     def action(self, action_id: str) -> Action:
         return next(a for a in self.actions if a.id == action_id)
+
+    def host_actions_on(self, neuron: str) -> tuple[HostAction, ...]:
+        return tuple(a for a in self.host_actions if a.neuron == neuron)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,6 +158,7 @@ class Plan:
             "created_at": self.created_at,
             "summary": self.counts(),
             "actions": [a.to_json() for a in self.actions],
+            "host_actions": [a.to_json() for a in self.host_actions],
             "errors": [e.to_json() for e in self.errors],
             "warnings": list(self.warnings),
         }
@@ -145,6 +173,9 @@ class Plan:
                 observed=str(data["observed"]),
                 created_at=float(data.get("created_at") or 0.0),
                 actions=tuple(Action.from_json(a) for a in data["actions"]),
+                host_actions=tuple(
+                    host_action_from_json(a) for a in data.get("host_actions") or ()
+                ),
                 errors=tuple(PlanError(str(e["model"]), str(e["message"])) for e in data["errors"]),
                 warnings=tuple(str(w) for w in data.get("warnings") or ()),
             )

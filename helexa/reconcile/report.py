@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from helexa.reconcile.plan import Action
+from helexa.reconcile.plan import Step
 from helexa.reconcile.render import action_line
 
 ActionStatus = Literal["done", "skipped", "failed", "not_attempted"]
@@ -16,7 +16,7 @@ SUCCEEDED: frozenset[ActionStatus] = frozenset({"done", "skipped"})
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    action: Action
+    action: Step
     phase: Phase
     elapsed_s: float
     message: str = ""
@@ -41,7 +41,7 @@ class ProgressEvent:
 
 @dataclass(frozen=True)
 class ActionResult:
-    action: Action
+    action: Step
     status: ActionStatus
     message: str = ""
     elapsed_s: float = 0.0

@@ -1,49 +1,143 @@
-"""`helexa status` against a real gateway in front of a real neuron (tiny model)."""
+"""`helexa status` against a real gateway with two neurons (one down) and the tiny model.
+
+The rendered views are compared with snapshots in tests/cli/snapshots/ after
+the volatile values (ports, temp paths, timestamps, measured memory, the CPU's
+name) are pinned in the JSON. To accept a deliberate change of the view:
+HELEXA_UPDATE_SNAPSHOTS=1 pytest tests/cli/test_status_cmd.py, then review the diff.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 
-from helexa.cli import main
-from helexa.config import load_config
-from helexa.gateway.app import Gateway, build_app
-from helexa.gateway.poller import PollSettings
-from helexa.neuron.config import NeuronConfig
-from helexa.testing.neuron_proc import InProcessNeuron, free_port, serve_in_process
+from helexa.cli import main, status_cmd, status_view
+from helexa.testing.neuron_proc import eventually, free_port
+from tests.cli.status_fleet import PINNED_MODEL, SPARE_MODEL, two_neuron_fleet
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+NOW = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
+WIDE, NARROW = 120, 60
 
 
-async def test_status_shows_neurons_models_and_decisions(
+def normalize(value: Any, tmp: str) -> Any:
+    """Pin what differs from run to run; the structure stays as the gateway sent it."""
+    if isinstance(value, str):
+        value = value.replace(tmp, "/tmp/fleet")
+        value = re.sub(r"127\.0\.0\.1(:|', )\d+", r"127.0.0.1\g<1>PORT", value)
+        return re.sub(r"\d+ MB", "N MB", value)
+    if isinstance(value, list):
+        return [normalize(v, tmp) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: normalize(v, tmp) for k, v in value.items()}
+    pinned = {
+        "name": "CPU" if "memory_total_mb" in out else out.get("name"),
+        "memory_total_mb": 4096,
+        "memory_free_mb": 3584,
+        "memory_mb": 128,
+        "at": NOW - 30,
+        "loaded_at": NOW - 600,
+        "last_used_at": NOW - 125,
+    }
+    for key, pinned_value in pinned.items():
+        if key in out and out[key] is not None:
+            out[key] = pinned_value
+    return out
+
+
+def check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if os.environ.get("HELEXA_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"no snapshot {path}: run with HELEXA_UPDATE_SNAPSHOTS=1"
+    assert text == path.read_text(), f"{name} changed; see HELEXA_UPDATE_SNAPSHOTS in the docstring"
+
+
+async def test_status_snapshots_and_cli_output(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    neuron_config = NeuronConfig.model_validate(
-        {"neuron": {"name": "box", "offline": True}, "devices": {"reserve_mb": 0}}
-    )
-    async with InProcessNeuron.start(neuron_config) as neuron:
-        (tmp_path / "fleet.toml").write_text(
-            f'[[neurons]]\nname = "box"\nendpoint = "{neuron.url}"\n'
-        )
-        (tmp_path / "models.toml").write_text(
-            f'[[models]]\nid = "m/tiny"\npath = "{tiny_model_dir}"\npin = true\n'
-        )
-        config = load_config(tmp_path / "fleet.toml", tmp_path / "models.toml")
-        gateway = Gateway(config, poll=PollSettings(interval=0.2))
-        async with serve_in_process(build_app(gateway)) as url:
-            await gateway.loader.load(config.models.models[0])
-            assert await asyncio.to_thread(main, ["status", "--gateway", url]) == 0
-            table = capsys.readouterr().out
-            assert await asyncio.to_thread(main, ["status", "--gateway", url, "--json"]) == 0
-            as_json = json.loads(capsys.readouterr().out)
-    assert "box" in table and "up" in table
-    assert "m/tiny" in table and "box (loaded, 0)" in table and "yes" in table
-    assert "load" in table and "recent decisions" in table
-    assert as_json["models"][0]["id"] == "m/tiny"
-    assert [d["kind"] for d in as_json["decisions"]] == ["load"]
+    async with two_neuron_fleet(tmp_path, tiny_model_dir) as running:
+        async with running.openai() as client:  # a cold load through the API: a decision
+            await client.chat.completions.create(
+                model=SPARE_MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+            )
+        box = running.gateway.fleet.neurons["box"]
+        await eventually(lambda: box.models[SPARE_MODEL].in_flight == 0)  # polled after it ended
+        fleet = await asyncio.to_thread(status_cmd.fetch_fleet, running.url)
+        assert await asyncio.to_thread(main, ["status", "--gateway", running.url]) == 0
+        table = capsys.readouterr().out
+        assert await asyncio.to_thread(main, ["status", "--gateway", running.url, "--json"]) == 0
+        as_json = json.loads(capsys.readouterr().out)
+
+    pinned = normalize(fleet, str(tmp_path))
+    wide = status_view.render(pinned, WIDE, NOW)
+    narrow = status_view.render(pinned, NARROW, NOW)
+    check_snapshot("status_wide.txt", wide)
+    check_snapshot("status_narrow.txt", narrow)
+    assert max(map(len, narrow.splitlines())) <= NARROW
+    for view in (wide, narrow, table):
+        assert "gone" in view and "down" in view and "box" in view and "up" in view
+        assert PINNED_MODEL in view and SPARE_MODEL in view
+        assert "NeuronsReachable" in view
+    assert "gone is down: Cannot connect" in table
+    assert [m["id"] for m in as_json["models"]] == [SPARE_MODEL, PINNED_MODEL]
+    assert [d["kind"] for d in as_json["decisions"]][-1] == "load"
+
+
+def test_narrow_view_drops_columns_and_fits() -> None:
+    fleet = {
+        "health": {"status": "ok", "neurons": {"healthy": 1, "total": 1}},
+        "neurons": [
+            {
+                "name": "beast",
+                "healthy": True,
+                "devices": [
+                    {"index": 0, "name": "RTX 4090", "kind": "cuda", "memory_total_mb": 24564,
+                     "memory_free_mb": 2456},
+                ],
+                "models": [],
+            }
+        ],
+        "models": [],
+        "decisions": [],
+        "reconcile": None,
+    }  # fmt: skip
+    wide = status_view.render(fleet, WIDE, NOW)
+    narrow = status_view.render(fleet, 40, NOW)
+    assert "RTX 4090" in wide and "RTX 4090" not in narrow
+    assert "[" + "█" * 18 + "░░]" in wide  # 90 % full of a 20-cell bar
+    assert "21.6 GB/24.0 GB" in wide
+    assert "reconcile: not running" in narrow
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(5, "5s"), (125, "2m"), (3 * 3600 + 300, "3h05m"), (90000, "1d01h")]
+)
+def test_duration(seconds: float, shown: str) -> None:
+    assert status_view.duration(seconds) == shown
 
 
 def test_unreachable_gateway_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--gateway", f"http://127.0.0.1:{free_port()}"]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_watch_frame_keeps_retrying_when_the_gateway_is_away() -> None:
+    args = argparse.Namespace(
+        gateway=f"http://127.0.0.1:{free_port()}", api_key=None, json=False, watch=2.0
+    )
+    console = Console(file=io.StringIO(), width=WIDE)
+    frame = status_cmd._frame(args, console, None)
+    console.print(frame)
+    assert "(retrying)" in console.file.getvalue()  # type: ignore[attr-defined]

@@ -183,7 +183,7 @@ async def test_health_and_admin_fleet(served: RunningGateway) -> None:
     async with served.http() as http:
         health = (await http.get("/health")).json()
         fleet = (await http.get("/admin/fleet")).json()
-    assert health == {"status": "ok", "neurons": {"healthy": 1, "total": 1}}
+    assert health == {"status": "ok", "neurons": {"healthy": 1, "total": 1}, "warnings": []}
     assert [n["name"] for n in fleet["neurons"]] == ["a"]
     tiny = next(m for m in fleet["models"] if m["id"] == TINY)
     assert tiny["locations"][0]["state"] == "loaded"

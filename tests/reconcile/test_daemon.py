@@ -249,6 +249,7 @@ async def test_a_failing_load_backs_off_instead_of_retrying_every_round(
             assert len(recorder.starts("tiny/broken")) == 1
             [entry] = daemon.to_json()["backoff"]
             assert entry["action"] == ["load", "a", "tiny/broken"] and entry["failures"] == 1
+            assert [a["model"] for a in daemon.to_json()["pending"]] == ["tiny/broken"]
             assert condition(daemon, "Converged")[1] == "ActionsPending"
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helexa.reconcile.plan import Action, Plan, PlanFileError
+from helexa.errors import PlanFileError
+from helexa.reconcile.plan import Action, Plan
 
 
 def test_counts_and_symbols() -> None:

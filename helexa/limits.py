@@ -1,0 +1,180 @@
+"""Request body limits shared by the gateway and the neuron (pure ASGI middleware).
+
+Hostile bodies are refused before any route parses them:
+
+- larger than `max_bytes` -> 413 (from Content-Length at once, else while reading);
+- a declared Content-Type that is not JSON -> 415 (a missing one is taken as JSON:
+  bare `curl -d` and some SDKs send none);
+- JSON nested deeper than `max_depth` -> 400 (`json.loads` would raise RecursionError,
+  and chat templates recurse over tool schemas).
+
+Each app renders the error in its routes' dialect (`ErrorRenderer`). The body is read
+once here and replayed to the app; everything after it (a disconnect) passes through,
+so streaming responses still see their client leave.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from helexa.errors import APIError, BadRequest
+
+MB = 1024 * 1024
+DEFAULT_MAX_BODY_MB = 32  # Anthropic's own request limit for the Messages API
+DEFAULT_MAX_DEPTH = 64  # far past any real tool schema, far below Python's recursion limit
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class PayloadTooLarge(APIError):
+    """413: the body is over the configured limit (move to helexa.errors when accepted)."""
+
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(APIError):
+    """415: a body declared as something other than JSON."""
+
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    max_bytes: int = DEFAULT_MAX_BODY_MB * MB
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+
+# (path, error) -> the JSON body of the error response, in that path's dialect.
+ErrorRenderer = Callable[[str, APIError], bytes]
+
+
+def is_json_content_type(value: str | None) -> bool:
+    """Missing, `application/json`, or any `+json` type, parameters ignored."""
+    if value is None:
+        return True
+    media = value.split(";", 1)[0].strip().lower()
+    return media in ("", "application/json") or media.endswith("+json")
+
+
+def nesting_depth(body: bytes) -> int:
+    """The deepest `[`/`{` nesting outside strings (an estimate for invalid JSON)."""
+    if body.count(b"[") + body.count(b"{") == 0:
+        return 0
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def too_deep(body: bytes, max_depth: int) -> bool:
+    # Fewer brackets than the limit cannot nest past it: skip the scan (the common case).
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        return False
+    return nesting_depth(body) > max_depth
+
+
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
+    for name, value in headers:
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+class BodyLimitMiddleware:
+    """Refuses oversized, non-JSON and too-deeply-nested bodies before the routes."""
+
+    def __init__(
+        self, app: ASGIApp, limits: Callable[[], BodyLimits], render: ErrorRenderer
+    ) -> None:
+        self.app = app
+        self.limits = limits  # read per request: a config reload changes the limit
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        limits = self.limits()
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        path: str = scope["path"]
+        declared = declared_length(headers)
+        if declared is not None and declared > limits.max_bytes:
+            await self._refuse(path, send, _too_large(limits))
+            return
+        if declared != 0 and not is_json_content_type(header(headers, b"content-type")):
+            media = UnsupportedMediaType("request bodies must be JSON (application/json)")
+            await self._refuse(path, send, media)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before sending its body
+            body += message.get("body", b"")
+            if len(body) > limits.max_bytes:
+                await self._refuse(path, send, _too_large(limits))
+                return
+            if not message.get("more_body", False):
+                break
+        if too_deep(bytes(body), limits.max_depth):
+            depth = BadRequest(f"request JSON is nested deeper than {limits.max_depth} levels")
+            await self._refuse(path, send, depth)
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    async def _refuse(self, path: str, send: Send, error: APIError) -> None:
+        body = self.render(path, error)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": error.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    # The unread rest of the body makes this connection unusable.
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(limits: BodyLimits) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that yields the already-read body once, then the real channel."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay

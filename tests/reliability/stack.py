@@ -1,0 +1,70 @@
+"""A keyed gateway over one keyed in-process neuron holding the tiny model.
+
+The shared scene of the hostile-input and auth tests: both sides have secrets
+(`GATEWAY_KEY`, `NEURON_TOKEN`) and a small body limit, so every guard is on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from helexa.neuron.config import NeuronConfig
+from helexa.testing.neuron_proc import TINY_MODEL_ID, InProcessNeuron
+from tests.gateway.harness import RunningGateway, run_gateway, write_configs
+
+GATEWAY_KEY = "gw-key-7c1f0e"
+NEURON_TOKEN = "neuron-token-5d2b9a"
+MAX_BODY_MB = 1
+
+
+@dataclass
+class Stack:
+    neuron: InProcessNeuron
+    gateway: RunningGateway
+
+    def gateway_http(self, key: str | None = GATEWAY_KEY) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.gateway.url, headers=headers, timeout=60)
+
+    def neuron_http(self, token: str | None = NEURON_TOKEN) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.neuron.url, headers=headers, timeout=60)
+
+
+@contextlib.asynccontextmanager
+async def keyed_stack(directory: Path, model_dir: Path) -> AsyncIterator[Stack]:
+    config = NeuronConfig.model_validate(
+        {
+            "neuron": {"name": "a", "offline": True, "max_body_mb": MAX_BODY_MB},
+            "devices": {"reserve_mb": 0},
+        }
+    )
+    token_file = directory / "fleet.token"
+    token_file.write_text(NEURON_TOKEN + "\n")
+    async with InProcessNeuron.start(config, token=NEURON_TOKEN) as neuron:
+        await neuron.load(TINY_MODEL_ID, model_dir)
+        gateway_config = write_configs(
+            directory,
+            f"""
+            [gateway]
+            api_keys = ["{GATEWAY_KEY}"]
+            max_body_mb = {MAX_BODY_MB}
+            [[neurons]]
+            name = "a"
+            endpoint = "{neuron.url}"
+            token_file = "{token_file}"
+            """,
+            f"""
+            [[models]]
+            id = "{TINY_MODEL_ID}"
+            path = "{model_dir}"
+            vram_mb = 64
+            """,
+        )
+        async with run_gateway(gateway_config) as gateway:
+            yield Stack(neuron, gateway)
