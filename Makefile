@@ -7,7 +7,7 @@ TINY := .cache/models/helexa-tiny
 SMALL := .cache/models/helexa-small
 SYSDEPS := .cache/.system-deps
 
-.PHONY: run test lint typecheck bench bench-quick model install clean rpm
+.PHONY: run test lint typecheck bench bench-quick model install clean rpm soak
 
 # torch is installed first and pinned: 2.13.0 is a local CPU wheel here (seconds);
 # an unpinned torch would pull a multi-GB CUDA build.
@@ -52,6 +52,11 @@ bench: $(STAMP) $(SMALL)/config.json
 
 bench-quick: $(STAMP) $(TINY)/config.json
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench --quick
+
+# The full soak (docs/reliability.md); `make test` runs the quick profile (2,000 x 32).
+soak: $(STAMP) $(TINY)/config.json
+	HF_HUB_OFFLINE=1 HELEXA_SOAK_REQUESTS=20000 HELEXA_SOAK_CLIENTS=64 \
+		$(BIN)/pytest tests/reliability/test_soak.py -p no:cacheprovider --timeout 1800
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

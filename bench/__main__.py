@@ -27,6 +27,7 @@ SECTIONS = ("neuron", "coldload", "gateway", "translation", "reconcile")
 REPO = Path(__file__).resolve().parent.parent
 FULL_OUT = REPO / "docs" / "benchmarks.md"
 QUICK_OUT = REPO / ".cache" / "benchmarks-quick.md"
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"  # hand-written, appended as is
 
 
 async def run_section(name: str, quick: bool) -> str:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     header = machine_header(args.quick)
     sections = asyncio.run(run_sections(args.only or list(SECTIONS), args.quick))
-    page = "\n".join([header, *sections])
+    page = "\n".join([header, *sections, ANALYSIS.read_text()])
     out: Path = args.out or (QUICK_OUT if args.quick else FULL_OUT)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)

@@ -28,7 +28,7 @@ TARGET = 1.2  # load-to-ready over raw from_pretrained, at most
 async def run(quick: bool) -> str:
     size = "tiny" if quick else "small"
     directory = model_dir(size)
-    reps = 2 if quick else 5
+    reps = 1 if quick else 5
     name = f"helexa-{size}"
     async with NeuronProcess() as neuron, aiohttp.ClientSession() as session:
         neuron_times: list[float] = []

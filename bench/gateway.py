@@ -19,7 +19,9 @@ While the cells run, each contestant's process CPU time and RSS are read
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,16 +75,17 @@ class Soak:
 @dataclass
 class Results:
     runs: dict[tuple[Cell, str], list[RunStats]] = field(default_factory=dict)
-    soak: dict[str, Soak] = field(default_factory=dict)
+    soak: dict[tuple[str, str], Soak] = field(default_factory=dict)  # (contestant, route)
     litellm_note: str | None = None
     seconds: float = 0.0
     rounds: int = 0
+    load_average: tuple[tuple[float, ...], ...] = ()  # (1, 5, 15 min) before and after
 
 
 def target_for(contestant: Contestant, cell: Cell) -> Target | None:
     """The request `contestant` gets for `cell`, or None when it has no such route."""
     if cell.route == "openai" or contestant.name == "direct":
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        body: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
         if cell.stream:
             body["stream"] = True
         url = f"{contestant.base_url}/v1/chat/completions"
@@ -111,7 +114,7 @@ async def measure(contestants: list[Contestant], rounds: int, seconds: float) ->
         for cell in cells()[:: len(CLIENT_COUNTS)]:
             target = target_for(contestant, cell)
             if target is not None:
-                await drive(target, clients=cell.clients, seconds=min(seconds, 0.5))
+                await drive(target, clients=cell.clients, seconds=min(seconds / 2, 0.5))
     for _ in range(rounds):
         for cell in cells():
             for contestant in contestants:
@@ -130,27 +133,36 @@ async def _timed(
     before = ProcessUsage.of(contestant.process)
     stats = await drive(target, clients=cell.clients, seconds=seconds)
     after = ProcessUsage.of(contestant.process)
-    results.soak.setdefault(contestant.name, Soak()).add(before, after, len(stats.latencies))
+    soak = results.soak.setdefault((contestant.name, cell.route), Soak())
+    soak.add(before, after, len(stats.latencies))
     return stats
 
 
 async def run(quick: bool) -> str:
     rounds = 1 if quick else 3
-    seconds = 0.4 if quick else 3.0
+    seconds = 0.2 if quick else 3.0
     with tempfile.TemporaryDirectory(prefix="helexa-bench-gateway-") as tmp:
         work = Path(tmp)
         started: list[Contestant] = []
         try:
             stub = await start_stub(work)
             started.append(stub)
-            started.append(await start_minimal(work, stub))
-            started.append(await start_gateway(work, stub))
-            litellm = await litellm_proxy.start(work, stub, allow_install=not quick)
-            litellm_note = litellm if isinstance(litellm, str) else None
-            if isinstance(litellm, Contestant):
-                started.append(litellm)
+            # Started together: each spends seconds importing, and quick runs are time-boxed.
+            proxies = await asyncio.gather(
+                start_minimal(work, stub),
+                start_gateway(work, stub),
+                litellm_proxy.start(work, stub, quick),
+                return_exceptions=True,
+            )
+            for proxy in proxies:
+                if isinstance(proxy, Contestant):
+                    started.append(proxy)
+                elif isinstance(proxy, BaseException):
+                    raise proxy
+            load_before = os.getloadavg()
             results = await measure(started, rounds, seconds)
-            results.litellm_note = litellm_note
+            results.load_average = (load_before, os.getloadavg())
+            results.litellm_note = proxies[2] if isinstance(proxies[2], str) else None
         finally:
             for contestant in reversed(started):
                 if contestant.process is not None:

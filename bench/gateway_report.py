@@ -68,6 +68,9 @@ def render(results: Results, cells: Sequence[Cell], quick: bool) -> str:
         "medians over rounds of each round's percentile. TTFC = time to the first body chunk.",
         "",
     ]
+    if results.load_average:
+        before, after = (", ".join(f"{x:.1f}" for x in load) for load in results.load_average)
+        lines += [f"Load average before the runs: {before}; after: {after}.", ""]
     if results.litellm_note:
         lines += [f"LiteLLM: _{results.litellm_note}_", ""]
     lines += [
@@ -163,17 +166,21 @@ def _soak(results: Results) -> list[str]:
     lines = [
         "### process CPU and memory over all the runs above (scenario 6)",
         "",
-        "| contestant | requests served | CPU ms per request | RSS after warm-up MiB "
+        "CPU is the process's own user + system time (children included) while it served "
+        "the route's cells, so CPU contention does not inflate it the way it does latency.",
+        "",
+        "| contestant | route | requests served | CPU ms per request | RSS after warm-up MiB "
         "| RSS at end MiB | peak MiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for name in ORDER:
-        soak = results.soak.get(name)
-        if soak is None or not soak.requests:
-            continue
-        lines.append(
-            f"| {name} | {soak.requests:,} | {soak.cpu_seconds / soak.requests * MS:.3f} "
-            f"| {soak.rss_start / MIB:.0f} | {soak.rss_end / MIB:.0f} "
-            f"| {soak.rss_peak / MIB:.0f} |"
-        )
+    for route in ("openai", "anthropic"):
+        for name in ORDER:
+            soak = results.soak.get((name, route))
+            if soak is None or not soak.requests:
+                continue
+            lines.append(
+                f"| {name} | {route} | {soak.requests:,} "
+                f"| {soak.cpu_seconds / soak.requests * MS:.3f} | {soak.rss_start / MIB:.0f} "
+                f"| {soak.rss_end / MIB:.0f} | {soak.rss_peak / MIB:.0f} |"
+            )
     return lines

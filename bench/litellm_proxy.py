@@ -1,9 +1,9 @@
 """LiteLLM's proxy as a contestant: its own venv, 1 worker, no database, no callbacks.
 
 The venv (bench/.venv-litellm, gitignored) is created and `litellm[proxy]`
-installed from PyPI only when missing, and only when the caller allows it
-(the quick profile never installs: CI must not depend on PyPI). Install and
-startup are time-boxed; any failure comes back as a reason string for the
+installed from PyPI only when missing. The quick profile skips LiteLLM (CI
+must depend on neither PyPI nor its ~20 s start). Install and startup are
+time-boxed; any failure comes back as a reason string for the
 report instead of an exception, so the rest of the bench still runs.
 """
 
@@ -27,6 +27,9 @@ QUIET_ENV = {
     "LITELLM_LOG": "ERROR",
     "LITELLM_TELEMETRY": "False",
     "DISABLE_SCHEMA_UPDATE": "True",
+    # Anthropic /v1/messages -> the upstream's chat completions (what helexa does), not the
+    # Responses API a plain OpenAI-compatible stub (or vLLM, llama.cpp) may lack.
+    "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "True",
 }
 
 
@@ -46,15 +49,15 @@ def config_yaml(stub_url: str) -> str:
         "  turn_off_message_logging: true\n"
         "general_settings:\n"
         "  disable_spend_logs: true\n"
+        # Loopback only, no database: there is no key to protect.
+        "  dangerously_permit_weak_or_unset_master_key: true\n"
     )
 
 
-async def ensure_installed(allow_install: bool) -> str | None:
+async def ensure_installed() -> str | None:
     """None when the litellm CLI is ready, else why it is not."""
     if LITELLM.exists():
         return None
-    if not allow_install:
-        return f"not installed ({VENV.name} missing; the quick profile does not install it)"
     try:
         await asyncio.wait_for(asyncio.to_thread(_install), INSTALL_SECONDS)
     except (subprocess.CalledProcessError, OSError) as exc:
@@ -71,9 +74,11 @@ def _install() -> None:
     subprocess.run([pip, "install", "-q", "litellm[proxy]"], check=True)
 
 
-async def start(work: Path, stub: Contestant, allow_install: bool) -> Contestant | str:
-    """The running proxy, or the reason it could not run."""
-    missing = await ensure_installed(allow_install)
+async def start(work: Path, stub: Contestant, quick: bool) -> Contestant | str:
+    """The running proxy, or the reason it did not run."""
+    if quick:
+        return "not run in the quick profile (`make bench` installs and runs it)"
+    missing = await ensure_installed()
     if missing is not None:
         return missing
     config = work / "litellm.yaml"

@@ -55,7 +55,7 @@ def model_dir(size: str) -> Path:
 async def run(quick: bool) -> str:
     size = "tiny" if quick else "small"
     directory = model_dir(size)
-    reps = 3 if quick else 5
+    reps = 2 if quick else 5
     load_table = await _compare_loads(directory, 2 if quick else 3)
     budget = memory_budget(discover().devices, reserve_mb=0)
     loaded = await asyncio.to_thread(load, LoadSpec(f"helexa-{size}", path=directory), budget)
@@ -144,9 +144,7 @@ async def _compare_concurrent(loaded: LoadedModel, prompts: list[list[int]], rep
     )
 
 
-async def _first_token_table(
-    loaded: LoadedModel, prompts: list[list[int]], reps: int
-) -> str:
+async def _first_token_table(loaded: LoadedModel, prompts: list[list[int]], reps: int) -> str:
     """Time to first token (ms): one stream alone, and each of 8 started at once."""
     await _first_tokens(loaded, prompts[:1])  # warm-up
     alone: list[float] = []

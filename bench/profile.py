@@ -24,7 +24,7 @@ from bench.upstream import MODEL
 from helexa.testing.neuron_proc import free_port
 
 
-async def profile(seconds: float, top: int) -> str:
+async def profile(seconds: float, top: int, match: str) -> str:
     with tempfile.TemporaryDirectory(prefix="helexa-bench-profile-") as tmp:
         work = Path(tmp)
         stub = await start_stub(work)
@@ -50,8 +50,9 @@ async def profile(seconds: float, top: int) -> str:
             stop(process)
         text = io.StringIO()
         stats_file = pstats.Stats(str(out), stream=text)
-        stats_file.sort_stats("tottime").print_stats(top)
-        stats_file.sort_stats("cumulative").print_stats(top)
+        # Startup (imports) would dominate an unfiltered listing: keep the request path's modules.
+        stats_file.sort_stats("tottime").print_stats(match, top)
+        stats_file.sort_stats("cumulative").print_stats(match, top)
         return "\n".join(served) + "\n" + text.getvalue()
 
 
@@ -59,8 +60,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="per route and mode")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--match", default="helexa|starlette|uvicorn|aiohttp|json|prometheus", help="path regex"
+    )
     args = parser.parse_args()
-    print(asyncio.run(profile(args.seconds, args.top)))
+    print(asyncio.run(profile(args.seconds, args.top, args.match)))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
     │     ├── BadRequest            400 invalid_request_error
     │     │     └── ContextLengthExceeded   400 context_length_exceeded
     │     ├── Unauthorized          401 authentication_error
+    │     ├── PayloadTooLarge       413 request_too_large (over max_body_mb)
+    │     ├── UnsupportedMediaType  415 unsupported_media_type (a body that is not JSON)
     │     ├── ModelNotFound         404 model_not_found (unknown to the catalogue / no weights)
     │     ├── ModelNotLoaded        404 model_not_loaded (neuron does not hold it)
     │     ├── Overloaded            503 overloaded (admission queue full / timed out), retryable
@@ -159,6 +161,18 @@ class Unauthorized(APIError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class PayloadTooLarge(APIError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(APIError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
 
 
 class ModelNotFound(APIError):

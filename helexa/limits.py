@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helexa.errors import APIError, BadRequest
+from helexa.errors import APIError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MB = 1024 * 1024
 DEFAULT_MAX_BODY_MB = 32  # Anthropic's own request limit for the Messages API
@@ -30,22 +30,6 @@ DEFAULT_MAX_DEPTH = 64  # far past any real tool schema, far below Python's recu
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-class PayloadTooLarge(APIError):
-    """413: the body is over the configured limit (move to helexa.errors when accepted)."""
-
-    status = 413
-    type = "invalid_request_error"
-    code = "request_too_large"
-
-
-class UnsupportedMediaType(APIError):
-    """415: a body declared as something other than JSON."""
-
-    status = 415
-    type = "invalid_request_error"
-    code = "unsupported_media_type"
 
 
 @dataclass(frozen=True)
@@ -130,22 +114,26 @@ class BodyLimitMiddleware:
             media = UnsupportedMediaType("request bodies must be JSON (application/json)")
             await self._refuse(path, send, media)
             return
-        body = bytearray()
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 return  # the client left before sending its body
-            body += message.get("body", b"")
-            if len(body) > limits.max_bytes:
+            chunk: bytes = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limits.max_bytes:
                 await self._refuse(path, send, _too_large(limits))
                 return
             if not message.get("more_body", False):
                 break
-        if too_deep(bytes(body), limits.max_depth):
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk: no copy
+        if too_deep(body, limits.max_depth):
             depth = BadRequest(f"request JSON is nested deeper than {limits.max_depth} levels")
             await self._refuse(path, send, depth)
             return
-        await self.app(scope, _replay(bytes(body), receive), send)
+        await self.app(scope, _replay(body, receive), send)
 
     async def _refuse(self, path: str, send: Send, error: APIError) -> None:
         body = self.render(path, error)

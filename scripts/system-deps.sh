@@ -9,6 +9,8 @@ declare -A NEED=(
   [rpmbuild]=rpm
   [rpmlint]=rpmlint
   [systemd-analyze]=systemd
+  [chromium]=chromium
+  [ip]=iproute2
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from helexa.cli.plan_cmd import add_config_flags
+from helexa.cli.plan_cmd import add_config_flags, add_host_flags, host_access
 from helexa.config import Config, load_config
 from helexa.errors import ConfigErrors, PlanFileError
 from helexa.reconcile.apply import Applier
+from helexa.reconcile.hosts import HostAccess
 from helexa.reconcile.lock import LockHeld, WriterLock, lock_path_for
 from helexa.reconcile.oneshot import OneShot
 from helexa.reconcile.plan import Plan
@@ -36,6 +37,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("planfile", nargs="?", type=Path, help="a plan saved by `plan --out`")
     add_config_flags(parser)
+    add_host_flags(parser)
     parser.add_argument("--yes", action="store_true", help="do not ask before applying")
     parser.set_defaults(func=run_apply)
 
@@ -51,7 +53,7 @@ def run_apply(args: argparse.Namespace) -> int:
         with WriterLock(lock_path_for(config.models_path), "apply") as lock:
             if lock.stale is not None:
                 print(f"Note: took over a stale lock left by {lock.stale.describe()}.")
-            return asyncio.run(_apply(config, saved, args.yes))
+            return asyncio.run(_apply(config, saved, args.yes, host_access(args)))
     except LockHeld as exc:
         print(f"Refusing to apply: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -64,8 +66,10 @@ def _read_plan(path: Path) -> Plan:
         raise PlanFileError(f"{path}: not JSON ({exc})") from exc
 
 
-async def _apply(config: Config, saved: Plan | None, assume_yes: bool) -> int:
-    async with OneShot(config) as run:
+async def _apply(
+    config: Config, saved: Plan | None, assume_yes: bool, hosts: HostAccess | None
+) -> int:
+    async with OneShot(config, hosts=hosts) as run:
         fresh = await run.plan()
         try:
             plan = _check_saved(saved, fresh) if saved is not None else fresh
@@ -76,13 +80,15 @@ async def _apply(config: Config, saved: Plan | None, assume_yes: bool) -> int:
         if plan.errors:
             print("Nothing was applied: fix the errors above first.", file=sys.stderr)
             return EXIT_FAILED
-        if not plan.actions:
+        if not plan.has_changes:
             return EXIT_OK
-        if not assume_yes and not _confirmed(len(plan.actions)):
+        if not assume_yes and not _confirmed(len(plan.steps)):
             print("Apply cancelled.")
             return EXIT_FAILED
         print()
-        applier = Applier(run.desired, run.poller, run.client, progress=_print_progress)
+        applier = Applier(
+            run.desired, run.poller, run.client, progress=_print_progress, hosts=run.hosts
+        )
         report = await applier.apply(plan)
         print()
         sys.stdout.write(report.render())

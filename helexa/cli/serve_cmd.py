@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -27,17 +28,43 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+# The grep-friendly decision line: `decision=load model=m neuron=n reason="..."`.
+_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def decision_fields(message: str) -> dict[str, str] | None:
+    """The key=value fields of a decision line (quotes dropped), None for other lines."""
+    if not message.startswith("decision="):
+        return None
+    return {key: value.strip('"') for key, value in _FIELD.findall(message)}
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; decision lines also carry their fields under "decision"."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        message = record.getMessage()
+        entry: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": message,
         }
+        fields = getattr(record, "decision", None) or decision_fields(message)
+        if fields is not None:
+            entry["decision"] = fields
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and key not in entry:
+                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        return json.dumps(entry, default=str)
 
 
 def setup_logging(as_json: bool, level: str) -> None:

@@ -84,14 +84,22 @@ def run(
 def _watch(
     args: argparse.Namespace, console: Console, transport: httpx.BaseTransport | None
 ) -> int:
-    """Redraw in place; a failed fetch shows the error and retries (the gateway may restart)."""
-    with Live(console=console, auto_refresh=False, screen=False) as live:
-        try:
+    """Redraw in place; a failed fetch shows the error and retries (the gateway may restart).
+
+    Into a pipe or file (no terminal to redraw on) each frame is printed after the last.
+    """
+    try:
+        if not console.is_terminal:
+            while True:
+                console.print(_frame(args, console, transport))
+                console.file.flush()
+                time.sleep(args.watch)
+        with Live(console=console, auto_refresh=False, screen=False) as live:
             while True:
                 live.update(_frame(args, console, transport), refresh=True)
                 time.sleep(args.watch)
-        except KeyboardInterrupt:
-            return 0
+    except KeyboardInterrupt:
+        return 0
 
 
 def _frame(

@@ -46,6 +46,8 @@ def build(fleet: Json, width: int, now: float) -> Group:
     """Header, neurons, models, decisions and reconcile state as rich renderables."""
     narrow = width < NARROW_WIDTH
     parts: list[RenderableType] = [header(fleet)]
+    for warning in (fleet.get("health") or {}).get("warnings", []):
+        parts.append(Text(str(warning), "yellow"))
     config_error = (fleet.get("config") or {}).get("error")
     if config_error:
         parts.append(Text(f"config error (last good config in use):\n{config_error}", "red"))
@@ -120,6 +122,7 @@ def neurons_table(neurons: Sequence[Json], narrow: bool) -> Group:
 def models_table(fleet: Json, now: float, narrow: bool) -> Table:
     """One row per (model, location); a model held nowhere gets one "not loaded" row."""
     details = location_details(fleet.get("neurons", []))
+    load_started = load_decision_times(fleet.get("decisions", []))
     table = Table(title="models", title_justify="left", expand=False)
     table.add_column("model", overflow="fold")
     table.add_column("where", no_wrap=True)
@@ -147,9 +150,14 @@ def models_table(fleet: Json, now: float, narrow: bool) -> Table:
                 busy,
             ]
             memory = [gigabytes(int(loc.get("memory_mb") or 0))]
-            idle = idle_for(detail, loc, now)
+            idle = activity(detail, loc, load_started.get((model["id"], loc["neuron"])), now)
             table.add_row(*row, *([] if narrow else memory), pinned if position == 0 else "", idle)
     return table
+
+
+def load_decision_times(decisions: Sequence[Json]) -> dict[tuple[str, str | None], float]:
+    """(model, neuron) -> when its latest load was decided: how long a load has taken."""
+    return {(d["model"], d.get("neuron")): float(d["at"]) for d in decisions if d["kind"] == "load"}
 
 
 def location_details(neurons: Sequence[Json]) -> dict[tuple[str, str], Json]:
@@ -157,8 +165,10 @@ def location_details(neurons: Sequence[Json]) -> dict[tuple[str, str], Json]:
     return {(m["model"], n["name"]): m for n in neurons for m in n.get("models", [])}
 
 
-def idle_for(detail: Json, location: Json, now: float) -> str:
-    """How long since the copy last served (or loaded); busy copies are not idle."""
+def activity(detail: Json, location: Json, load_started: float | None, now: float) -> str:
+    """How long a load has taken, or since the copy last served (or loaded); or "busy"."""
+    if location.get("state") == "loading" and load_started is not None:
+        return f"loading {duration(max(0.0, now - load_started))}"
     if location.get("in_flight") or location.get("queued"):
         return "busy"
     since = detail.get("last_used_at") or detail.get("loaded_at")

@@ -89,7 +89,7 @@ def preflight(facts: HostFacts, install: InstallMethod) -> list[str]:
     return warnings
 
 
-def _read_token(entry: NeuronEntry) -> str | None:
+def read_token(entry: NeuronEntry) -> str | None:
     if entry.token_file is None:
         return None
     try:
@@ -109,7 +109,7 @@ async def bootstrap(
     http_transport: httpx.AsyncBaseTransport | None = None,
 ) -> BootstrapReport:
     entry, layout = request.entry, request.layout
-    token = _read_token(entry)
+    token = read_token(entry)
     say(f"[1/5] connect {request.target.label}")
     async with await connect(request.target, factory=connect_factory) as host:
         say("[2/5] facts")

@@ -162,6 +162,7 @@ class Gateway:
 def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     """The ASGI app; with `manage_lifecycle` its lifespan starts and stops `gateway`."""
     from helexa.gateway import (
+        openapi,
         routes_admin,
         routes_anthropic,
         routes_openai,
@@ -186,6 +187,7 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         + routes_responses.ROUTES
         + routes_admin.ROUTES
         + routes_ui.ROUTES
+        + openapi.ROUTES
     )
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway

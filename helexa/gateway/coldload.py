@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from helexa.config import Config, ModelSpec, NeuronEntry
 from helexa.errors import APIError, ModelNotFound, NoFeasibleNeuron, UpstreamTimeout
 from helexa.gateway import placement, router
+from helexa.gateway.decisions import log_decision
 from helexa.gateway.metrics import GatewayMetrics
 from helexa.gateway.neuron_client import NeuronClient
 from helexa.gateway.poller import FleetPoller
@@ -24,16 +25,10 @@ from helexa.gateway.state import DecisionKind, FleetState, ModelLocation
 
 log = logging.getLogger("helexa.gateway.decisions")
 
+__all__ = ["ColdLoader", "log_decision"]
+
 # Placement may be overtaken by another load between planning and locking.
 MAX_PLACE_ATTEMPTS = 3
-
-
-def log_decision(
-    fleet: FleetState, kind: DecisionKind, model: str, neuron: str | None, reason: str
-) -> None:
-    """One line per decision (`decision=... model=... neuron=... reason="..."`), kept in state."""
-    log.info('decision=%s model=%s neuron=%s reason="%s"', kind, model, neuron or "-", reason)
-    fleet.record_decision(kind, model, neuron, reason, time.time())
 
 
 class ColdLoader:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -89,41 +90,23 @@ async def _until_disconnect(receive: Receive) -> None:
         pass
 
 
-@dataclass
-class _Series:
-    """One (model, neuron, dialect)'s labelled metric children, looked up once.
-
-    prometheus_client's `.labels()` validates and locks on every call; at
-    thousands of requests/s the six lookups per request were measurable, and
-    the children of a counter or histogram never change once created.
-    """
-
-    duration: Any
-    ttft: Any
-    prompt_tokens: Any
-    completion_tokens: Any
-    tokens_per_second: Any
-    by_status: dict[str, Any] = field(default_factory=dict)
-
-
-_SERIES: WeakKeyDictionary[GatewayMetrics, dict[tuple[str, str, str], _Series]] = (
+# prometheus_client's `.labels()` validates and locks on every call; at thousands of
+# requests/s the six lookups per request were measurable. Children of a counter or a
+# histogram never change once created, so each is looked up once per gateway (a
+# child is still created only when first used, as `.labels()` would).
+_CHILDREN: WeakKeyDictionary[GatewayMetrics, dict[tuple[int, tuple[str, ...]], Any]] = (
     WeakKeyDictionary()
 )
 
 
-def _series(metrics: GatewayMetrics, model: str, neuron: str, dialect: str) -> _Series:
-    per_gateway = _SERIES.setdefault(metrics, {})
-    found = per_gateway.get((model, neuron, dialect))
+def _child(metrics: GatewayMetrics, metric: MetricWrapperBase, *labels: str) -> Any:
+    per_gateway = _CHILDREN.get(metrics)
+    if per_gateway is None:
+        per_gateway = _CHILDREN[metrics] = {}
+    key = (id(metric), labels)  # metric lives as long as `metrics`, the weak key
+    found = per_gateway.get(key)
     if found is None:
-        labels = (model, neuron, dialect)
-        found = _Series(
-            metrics.request_duration.labels(*labels),
-            metrics.ttft.labels(*labels),
-            metrics.prompt_tokens.labels(model, neuron),
-            metrics.completion_tokens.labels(model, neuron),
-            metrics.tokens_per_second.labels(model, neuron),
-        )
-        per_gateway[(model, neuron, dialect)] = found
+        found = per_gateway[key] = metric.labels(*labels)
     return found
 
 
@@ -143,25 +126,22 @@ class RequestMeter:
         self.done = True
         u = self.usage
         end = u.finished_at or time.monotonic()
-        series = _series(self.metrics, self.model, neuron or "", self.dialect)
-        code = str(status)
-        requests = series.by_status.get(code)
-        if requests is None:
-            labels = (self.model, neuron or "", self.dialect, code)
-            requests = series.by_status[code] = self.metrics.requests.labels(*labels)
-        requests.inc()
-        series.duration.observe(end - u.started)
+        labels = (self.model, neuron or "", self.dialect)
+        m = self.metrics
+        _child(m, m.requests, *labels, str(status)).inc()
+        _child(m, m.request_duration, *labels).observe(end - u.started)
         if u.first_token_at is not None:
-            series.ttft.observe(u.first_token_at - u.started)
+            _child(m, m.ttft, *labels).observe(u.first_token_at - u.started)
         if neuron is None:
             return
         if u.prompt_tokens:
-            series.prompt_tokens.inc(u.prompt_tokens)
+            _child(m, m.prompt_tokens, self.model, neuron).inc(u.prompt_tokens)
         if u.completion_tokens:
-            series.completion_tokens.inc(u.completion_tokens)
+            _child(m, m.completion_tokens, self.model, neuron).inc(u.completion_tokens)
             decoding = end - (u.first_token_at or u.started)
             if u.completion_tokens > 1 and decoding > 0:
-                series.tokens_per_second.observe((u.completion_tokens - 1) / decoding)
+                rate = (u.completion_tokens - 1) / decoding
+                _child(m, m.tokens_per_second, self.model, neuron).observe(rate)
 
 
 def openai_error(exc: APIError) -> JSONResponse:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from helexa.errors import APIError
 from helexa.gateway import placement
 from helexa.gateway.app import Gateway
-from helexa.gateway.coldload import log_decision
+from helexa.gateway.decisions import log_decision
 from helexa.gateway.supervisor import Supervisor
 
 log = logging.getLogger("helexa.gateway.housekeeping")

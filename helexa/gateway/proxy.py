@@ -12,7 +12,6 @@ the first content delta (TTFT) and the usage chunk.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -147,8 +146,7 @@ class Proxy:
             opened.response.release()
         usage.finished_at = time.monotonic()
         if opened.response.status == 200 and b'"usage"' in body:
-            with contextlib.suppress(ValueError):
-                usage.read_usage(json.loads(body).get("usage"))
+            usage.read_usage(_usage_of(body))
         return body
 
     async def relay(
@@ -246,6 +244,22 @@ def _has_content(event: bytes) -> bool:
         if delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls"):
             return True
     return False
+
+
+# A flat usage object (no nested *_details): parsed alone, not with the whole body.
+_FLAT_USAGE = re.compile(rb'"usage"\s*:\s*(\{[^{}]*\})')
+
+
+def _usage_of(body: bytes) -> Any:
+    """The `usage` object of a whole completion body (None when it is not JSON)."""
+    flat = _FLAT_USAGE.search(body)
+    try:
+        if flat is not None:
+            return json.loads(flat.group(1))
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed.get("usage") if isinstance(parsed, dict) else None
 
 
 def _data_json(event: bytes) -> dict[str, Any] | None:

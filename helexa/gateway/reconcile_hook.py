@@ -22,6 +22,8 @@ def start_reconcile(gateway: Gateway) -> ReconcileDaemon:
         gateway.client,
         config=config,
         on_config=gateway.set_config,
+        # One evict/load at a time per neuron, whether the daemon or a cold load asks.
+        neuron_locks=gateway.loader.neuron_lock,
     )
     gateway.reconcile = daemon
     gateway.background(daemon.run(), "reconcile")

@@ -12,7 +12,7 @@ from helexa.config import NeuronEntry
 from helexa.errors import APIError, BadRequest, ModelNotFound, NoFeasibleNeuron
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
-from helexa.gateway.coldload import log_decision
+from helexa.gateway.decisions import log_decision
 from helexa.gateway.dispatch import openai_error, parse_json_object
 
 

@@ -17,7 +17,9 @@ from typing import Any, Literal
 from helexa.protocol.neuron import Device, Discovery, ModelInfo, ModelsList, ModelState
 
 NeuronKind = Literal["neuron", "openai"]
-DecisionKind = Literal["place", "evict", "load", "unload", "keep_alive", "defrag", "no_placement"]
+DecisionKind = Literal[
+    "place", "evict", "load", "unload", "reload", "keep_alive", "defrag", "no_placement", "failover"
+]
 
 # Recent decisions kept for /admin/fleet and `helexa status`; older ones live in the log.
 DECISION_HISTORY = 256
@@ -64,6 +66,8 @@ class ModelLocation:
     context_length: int | None = None
     error: str | None = None
     capabilities: list[str] = field(default_factory=list)
+    path: str | None = None  # as requested at load (None: not given, or not reported)
+    revision: str | None = None
 
     @classmethod
     def from_wire(cls, neuron: str, info: ModelInfo) -> ModelLocation:
@@ -82,6 +86,8 @@ class ModelLocation:
             context_length=info.context_length,
             error=info.error,
             capabilities=list(info.capabilities),
+            path=info.path,
+            revision=info.revision,
         )
 
     @property

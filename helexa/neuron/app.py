@@ -17,6 +17,7 @@ from helexa.neuron.http import EXCEPTION_HANDLERS, BearerAuth
 from helexa.neuron.limits import body_limits, neuron_body_limits
 from helexa.neuron.loading import TokenizerCache, engine_loader
 from helexa.neuron.metrics import ModelSnapshot, NeuronMetrics
+from helexa.neuron.openapi import ROUTES as OPENAPI_ROUTES
 from helexa.neuron.registry import Loader, Registry
 from helexa.neuron.routes_control import ROUTES as CONTROL_ROUTES
 from helexa.neuron.routes_openai import ROUTES as OPENAI_ROUTES
@@ -74,7 +75,7 @@ def build_app(
             await state.registry.close()
 
     app = Starlette(
-        routes=[*CONTROL_ROUTES, *OPENAI_ROUTES],
+        routes=[*CONTROL_ROUTES, *OPENAI_ROUTES, *OPENAPI_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(BearerAuth, token=token, public=PUBLIC_PATHS),

@@ -89,6 +89,8 @@ class ModelEntry:
             last_used_at=self.last_used_at,
             load_seconds=self.load_seconds,
             capabilities=_capabilities(m),
+            path=self.request.path,
+            revision=self.request.revision,
         )
 
 

@@ -59,6 +59,9 @@ class ModelInfo(WireModel):
     load_seconds: float | None = None
     # e.g. "chat", "completions", "tools", "thinking"
     capabilities: list[str] = Field(default_factory=list)
+    # As requested at load, so the reconciler can tell a copy models.toml moved away from.
+    path: str | None = None
+    revision: str | None = None
 
 
 class ModelsList(WireModel):

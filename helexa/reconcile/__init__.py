@@ -3,6 +3,7 @@
 - desired.py / observed.py: the two inputs, each with its fingerprint.
 - diff.py (pure): `diff(desired, observed) -> Plan`, simulating each action on a copy.
 - plan.py: Action / Plan data and their JSON; render.py: the text an operator reads.
-- apply.py: runs a plan against the neurons; lock.py: one writer at a time.
+- hosts.py: SSH-managed hosts (deploy's host plan) observed and applied within a plan.
+- apply.py: runs a plan against the hosts and neurons; lock.py: one writer at a time.
 - daemon.py + conditions.py: the loop inside `helexa serve`.
 """

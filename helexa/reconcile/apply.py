@@ -7,6 +7,10 @@ neuron is polled afresh and its precondition re-checked: an action whose effect
 is already there is skipped, one whose precondition fails is failed without a
 call.  After a failure on a neuron the rest of that neuron's actions are not
 attempted (what it holds is unknown until the next plan); other neurons go on.
+
+Host actions (SSH-managed neurons) run first, one task per host through a
+`HostControl`, which re-plans the host as their precondition; that neuron's model
+actions wait for them, and after a restart for the neuron to answer again.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from helexa.config import ModelSpec, NeuronEntry
+from helexa.deploy.hostplan import HostAction
 from helexa.errors import ActionFailed, APIError
 from helexa.gateway import placement
+from helexa.gateway.decisions import log_decision
 from helexa.gateway.state import FleetState, NeuronState
 from helexa.protocol.neuron import LoadRequest, ModelInfo, ModelsList
 from helexa.reconcile.desired import DesiredState
 from helexa.reconcile.observed import PRESENT_STATES
-from helexa.reconcile.plan import Action, Plan
+from helexa.reconcile.plan import Action, Plan, Step
 from helexa.reconcile.report import (
     ActionResult,
     ActionStatus,
@@ -37,6 +44,8 @@ log = logging.getLogger("helexa.reconcile.apply")
 
 Progress = Callable[[ProgressEvent], None]
 PROGRESS_TICK_S = 5.0  # "still running" line this often while a call is in flight
+RESTART_TIMEOUT_S = 300.0  # a restarted neuron must answer again within this
+RESTART_POLL_S = 0.5
 
 
 class NeuronControl(Protocol):
@@ -57,6 +66,21 @@ class FleetRefresh(Protocol):
     async def poll_neuron(self, name: str) -> NeuronState: ...
 
 
+class HostControl(Protocol):
+    """Runs one host's actions (reconcile.hosts.HostRunner fits)."""
+
+    async def apply(
+        self,
+        neuron: str,
+        planned: tuple[HostAction, ...],
+        emit: Callable[[HostAction, Phase, float, str], None],
+    ) -> list[ActionResult]: ...
+
+
+# The lock of one neuron, by name (the gateway's ColdLoader.neuron_lock fits).
+NeuronLocks = Callable[[str], asyncio.Lock]
+
+
 class Skip(Exception):
     """The action's effect is already there."""
 
@@ -71,8 +95,16 @@ class Applier:
         progress: Progress | None = None,
         tick_s: float = PROGRESS_TICK_S,
         clock: Callable[[], float] = time.monotonic,
+        hosts: HostControl | None = None,
+        restart_timeout_s: float = RESTART_TIMEOUT_S,
+        neuron_locks: NeuronLocks | None = None,
     ) -> None:
         self.desired = desired
+        self.hosts = hosts
+        self.restart_timeout_s = restart_timeout_s
+        # Shared with the gateway's cold loader (one evict/load at a time per neuron);
+        # the one-shot CLI has no cold loader and passes none.
+        self.neuron_locks = neuron_locks
         self.refresh = refresh
         self.control = control
         self.progress = progress or (lambda _event: None)
@@ -81,18 +113,64 @@ class Applier:
 
     async def apply(self, plan: Plan) -> ApplyReport:
         outcomes: dict[str, asyncio.Future[ActionResult]] = {
-            a.id: asyncio.get_running_loop().create_future() for a in plan.actions
+            a.id: asyncio.get_running_loop().create_future() for a in plan.steps
         }
         previous_on: dict[str, str] = {}
+        hosts = sorted({a.neuron for a in plan.host_actions})
+        for neuron in hosts:  # a neuron's model actions wait for its host's last action
+            previous_on[neuron] = plan.host_actions_on(neuron)[-1].id
         waits: dict[str, tuple[list[str], str | None]] = {}
         for action in plan.actions:
             waits[action.id] = (list(action.depends_on), previous_on.get(action.neuron))
             previous_on[action.neuron] = action.id
         async with asyncio.TaskGroup() as group:
+            for neuron in hosts:
+                group.create_task(self._run_host(neuron, plan.host_actions_on(neuron), outcomes))
             for action in plan.actions:
                 deps, before = waits[action.id]
                 group.create_task(self._run(action, deps, before, outcomes))
-        return ApplyReport(tuple(outcomes[a.id].result() for a in plan.actions))
+        return ApplyReport(tuple(outcomes[a.id].result() for a in plan.steps))
+
+    async def _run_host(
+        self,
+        neuron: str,
+        actions: tuple[HostAction, ...],
+        outcomes: Mapping[str, asyncio.Future[ActionResult]],
+    ) -> None:
+        """One host's actions in order over SSH; after a restart, wait for the neuron."""
+        if self.hosts is None:
+            results = [ActionResult(a, "not_attempted", "no SSH access given") for a in actions]
+        else:
+            try:
+                results = await self.hosts.apply(neuron, actions, self._emit)
+            except Exception as exc:  # a bug must fail this host, not abandon the others
+                log.exception("host actions on %s crashed", neuron)
+                message = f"unexpected error: {exc!r}"
+                results = [ActionResult(a, "failed", message) for a in actions]
+        restarted = [r for r in results if r.action.kind == "restart" and r.status == "done"]
+        if restarted and all(r.succeeded for r in results):
+            problem = await self._wait_healthy(neuron)
+            if problem:
+                results[results.index(restarted[-1])] = replace(
+                    restarted[-1], status="failed", message=problem
+                )
+                self._emit(restarted[-1].action, "failed", restarted[-1].elapsed_s, problem)
+        for result in results:
+            outcomes[result.action.id].set_result(result)
+
+    async def _wait_healthy(self, neuron: str) -> str:
+        """'' once the neuron answers its poll again, else why not (after restart_timeout_s)."""
+        deadline = self.clock() + self.restart_timeout_s
+        state = await self.refresh.poll_neuron(neuron)
+        while not state.healthy and self.clock() < deadline:
+            await asyncio.sleep(RESTART_POLL_S)
+            state = await self.refresh.poll_neuron(neuron)
+        if state.healthy:
+            return ""
+        return (
+            f"restarted, but {neuron} did not answer within {self.restart_timeout_s:g}s: "
+            f"{state.last_error}"
+        )
 
     async def _run(
         self,
@@ -120,7 +198,7 @@ class Applier:
         self._emit(action, "start", 0.0)
         status: ActionStatus = "done"
         message = ""
-        call = asyncio.ensure_future(self._execute(action))
+        call = asyncio.ensure_future(self._execute_locked(action))
         try:
             while True:
                 done, _ = await asyncio.wait({call}, timeout=self.tick_s)
@@ -139,8 +217,15 @@ class Applier:
             call.cancel()  # only matters when we are cancelled ourselves (shutdown)
         return ActionResult(action, status, message, self.clock() - started)
 
-    def _emit(self, action: Action, phase: Phase, elapsed: float, message: str = "") -> None:
+    def _emit(self, action: Step, phase: Phase, elapsed: float, message: str = "") -> None:
         self.progress(ProgressEvent(action, phase, elapsed, message, at=self.clock()))
+
+    async def _execute_locked(self, action: Action) -> None:
+        if self.neuron_locks is None:
+            await self._execute(action)
+            return
+        async with self.neuron_locks(action.neuron):
+            await self._execute(action)
 
     async def _execute(self, action: Action) -> None:
         entry = self.desired.neurons.get(action.neuron)
@@ -167,6 +252,13 @@ class Applier:
             if info.state == "failed":
                 raise ActionFailed(info.error or f"{action.model} failed to load")
         await self.refresh.poll_neuron(action.neuron)
+        log_decision(
+            self.refresh.fleet,
+            action.kind,
+            action.model,
+            action.neuron,
+            f"reconcile: {action.reason}",
+        )
 
     def _spec(self, action: Action) -> ModelSpec:
         spec = self.desired.specs.get(action.model)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from helexa.config import Config, load_config
 from helexa.errors import ConfigErrors
 from helexa.gateway.state import FleetState, NeuronState
-from helexa.reconcile.apply import Applier, FleetRefresh, NeuronControl, Progress
+from helexa.reconcile.apply import Applier, FleetRefresh, NeuronControl, NeuronLocks, Progress
 from helexa.reconcile.backoff import Backoff
 from helexa.reconcile.conditions import Conditions
 from helexa.reconcile.desired import DesiredState, load_desired
@@ -72,6 +72,7 @@ class ReconcileDaemon:
         debounce_s: float = DEBOUNCE_S,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        neuron_locks: NeuronLocks | None = None,
     ) -> None:
         self.fleet_path = fleet_path.absolute()
         self.models_path = models_path.absolute()
@@ -87,6 +88,7 @@ class ReconcileDaemon:
         self.debounce_s = debounce_s
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self.neuron_locks = neuron_locks  # shared with the gateway's cold loads
         self.conditions = Conditions(clock)
         self.config_error: ConfigErrors | None = None
         self.restart_required: str | None = None
@@ -185,7 +187,9 @@ class ReconcileDaemon:
         if self.last_plan is None:
             return []
         report = self.last_report
-        undone = [r.action for r in report.results if not r.succeeded] if report else []
+        # The daemon plans model actions only (host actions are `helexa apply`'s).
+        results = report.results if report else ()
+        undone = [r.action for r in results if not r.succeeded and isinstance(r.action, Action)]
         return sorted([*self.last_plan.withheld, *undone], key=lambda a: int(a.id[1:]))
 
     # --- one round -----------------------------------------------------------------
@@ -256,7 +260,13 @@ class ReconcileDaemon:
                     )
             try:
                 with WriterLock(lock_path_for(self.models_path), "daemon"):
-                    applier = Applier(desired, self.poller, self.control, progress=self.progress)
+                    applier = Applier(
+                        desired,
+                        self.poller,
+                        self.control,
+                        progress=self.progress,
+                        neuron_locks=self.neuron_locks,
+                    )
                     report = await applier.apply(replace(plan, actions=tuple(runnable)))
             except LockHeld as exc:
                 self.conditions.set("Converged", False, "LockHeld", str(exc), generation)
@@ -286,6 +296,8 @@ class ReconcileDaemon:
     def _record(self, report: ApplyReport) -> None:
         now = self.clock()
         for result in report.results:
+            if not isinstance(result.action, Action):
+                continue
             if result.succeeded:
                 self.backoff.succeeded(result.action.key)
             elif result.status == "failed":

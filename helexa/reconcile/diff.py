@@ -5,14 +5,14 @@ steps see the memory earlier ones free or take (a load that needs an eviction
 comes after that unload and depends on it).  Order:
 
 1. unload copies of models no longer in models.toml (frees memory first);
-2. reload copies whose dtype changed (only a dtype the neuron reports can be
-   compared: "auto" matches whatever the neuron chose);
+2. reload copies whose dtype, path or revision changed (only what the neuron
+   reports can be compared: dtype "auto" matches whatever the neuron chose);
 3. unload copies of pinned models beyond `replicas` (idle, least recently used first);
 4. load missing replicas of pinned models, most important first, placed by the
    gateway's placement.place (existing copies are kept where they are).
 
 Unpinned models are the gateway's business (cold loads, keep_alive): the plan only
-reloads them when their dtype changed and unloads them when they left models.toml.
+reloads them when their dtype, path or revision changed and unloads them when they left models.toml.
 """
 
 from __future__ import annotations
@@ -95,6 +95,13 @@ def changed_fields(spec: ModelSpec, loc: ModelLocation) -> dict[str, tuple[str, 
     changes: dict[str, tuple[str, str]] = {}
     if spec.dtype != "auto" and loc.dtype and loc.dtype != spec.dtype:
         changes["dtype"] = (loc.dtype, spec.dtype)
+    # Compared only where the neuron reports them: an older neuron (or a copy loaded
+    # by hand without them) must not be reloaded on every plan.
+    path = str(spec.path) if spec.path else None
+    if loc.path is not None and loc.path != path:
+        changes["path"] = (loc.path, path or "(hub)")
+    if loc.revision is not None and loc.revision != spec.revision:
+        changes["revision"] = (loc.revision, spec.revision)
     return changes
 
 
@@ -160,7 +167,11 @@ def _reload_changed(desired: DesiredState, sim: FleetState, steps: _Steps) -> No
                 "changed",
                 f"{what} in models.toml; needs {need.describe()}",
                 before=_held(loc),
-                after={"dtype": spec.dtype, "memory_mb": need.memory_mb},
+                after={
+                    "dtype": spec.dtype,
+                    "memory_mb": need.memory_mb,
+                    **{key: new for key, (_old, new) in changes.items() if key != "dtype"},
+                },
                 depends_on=tuple(steps.freeing.get(neuron.name, ())),
             )
             simulate_unload(sim, neuron.name, spec.id)

@@ -39,7 +39,8 @@ class ObservedState:
                 "neuron": n.name,
                 "healthy": n.healthy,
                 "models": sorted(
-                    [m.model_id, _presence(m), m.dtype or ""] for m in n.models.values()
+                    [m.model_id, _presence(m), m.dtype or "", m.path or "", m.revision or ""]
+                    for m in n.models.values()
                 ),
             }
             for n in sorted(self.fleet.neurons.values(), key=lambda n: n.name)

@@ -1,7 +1,9 @@
 """`helexa plan` / `helexa apply` without a gateway: poll the neurons once, then diff.
 
 The CLI builds its own FleetState with the gateway's poller (same code, one
-round), so a one-shot plan sees exactly what a running gateway would.
+round), so a one-shot plan sees exactly what a running gateway would.  Given
+`HostAccess`, SSH-managed hosts are observed too: their actions join the plan, and
+the model diff is made against the fleet as it will be after their restarts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from helexa.gateway.poller import FleetPoller, PollSettings
 from helexa.gateway.state import FleetState
 from helexa.reconcile.desired import DesiredState, load_desired
 from helexa.reconcile.diff import diff
+from helexa.reconcile.hosts import (
+    HostAccess,
+    HostRunner,
+    after_restarts,
+    observe_hosts,
+    with_hosts,
+)
 from helexa.reconcile.observed import ObservedState, observe
 from helexa.reconcile.plan import Plan
 
@@ -28,7 +37,11 @@ class OneShot:
     """A poller and a neuron client for one CLI run; `async with OneShot(config) as run:`."""
 
     def __init__(
-        self, config: Config, *, session_factory: SessionFactory = aiohttp.ClientSession
+        self,
+        config: Config,
+        *,
+        session_factory: SessionFactory = aiohttp.ClientSession,
+        hosts: HostAccess | None = None,
     ) -> None:
         gateway = config.fleet.gateway
         self.config = config
@@ -44,13 +57,20 @@ class OneShot:
             connect_timeout=gateway.connect_timeout,
             load_timeout=gateway.load_timeout,
         )
+        self.host_access = hosts
+        self.hosts = HostRunner(hosts, self.desired.neurons) if hosts is not None else None
 
     async def observe(self) -> ObservedState:
         await self.poller.poll_once()
         return observe(self.fleet)
 
     async def plan(self) -> Plan:
-        return diff(self.desired, await self.observe(), now=time.time())
+        observed = await self.observe()
+        if self.host_access is None:
+            return diff(self.desired, observed, now=time.time())
+        hosts = await observe_hosts(self.desired.neurons.values(), self.host_access)
+        plan = diff(self.desired, after_restarts(observed, hosts), now=time.time())
+        return with_hosts(plan, observed, hosts)
 
     async def __aenter__(self) -> OneShot:
         return self

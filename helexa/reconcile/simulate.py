@@ -47,6 +47,8 @@ def simulate_load(
         memory_mb=memory_mb,
         dtype=spec.dtype,
         devices=chosen,
+        path=str(spec.path) if spec.path else None,
+        revision=spec.revision,
     )
     neuron.models[spec.id] = loc
     return loc

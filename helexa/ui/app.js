@@ -91,12 +91,21 @@ function lastEvictions(decisions) {
   return out;
 }
 
-function modelRow(model, stats, details, evictions, now) {
+// When each (model, neuron) load was decided: a loading copy shows how long it has taken.
+function loadStarts(decisions) {
+  const out = new Map();
+  for (const d of decisions) if (d.kind === "load") out.set(`${d.model}\u0000${d.neuron}`, d.at);
+  return out;
+}
+
+function modelRow(model, stats, details, decisions, now) {
   const where = el("div", { class: "where" });
   let busy = 0;
   let idle = "–";
   for (const loc of model.locations) {
-    where.append(badge(`${loc.neuron}: ${loc.state}`, loc.state));
+    const started = decisions.loads.get(`${model.id}\u0000${loc.neuron}`);
+    const elapsed = loc.state === "loading" && started ? ` ${age(now - started)}` : "";
+    where.append(badge(`${loc.neuron}: ${loc.state}${elapsed}`, loc.state));
     busy += loc.in_flight + loc.queued;
     const detail = details.get(`${model.id}\u0000${loc.neuron}`) || {};
     const since = detail.last_used_at || detail.loaded_at;
@@ -104,7 +113,7 @@ function modelRow(model, stats, details, evictions, now) {
   }
   let state = model.locations.some((l) => l.state === "loaded") ? "loaded" : "absent";
   if (!model.locations.length) {
-    const evicted = evictions.get(model.id);
+    const evicted = decisions.evictions.get(model.id);
     state = evicted ? "evicted" : "absent";
     where.append(
       evicted
@@ -153,8 +162,11 @@ function renderModels(fleet, stats, now) {
   for (const neuron of fleet.neurons || []) {
     for (const m of neuron.models || []) details.set(`${m.model}\u0000${neuron.name}`, m);
   }
-  const evictions = lastEvictions(fleet.decisions || []);
-  const rows = (fleet.models || []).map((m) => modelRow(m, byModel.get(m.id), details, evictions, now));
+  const decisions = {
+    evictions: lastEvictions(fleet.decisions || []),
+    loads: loadStarts(fleet.decisions || []),
+  };
+  const rows = (fleet.models || []).map((m) => modelRow(m, byModel.get(m.id), details, decisions, now));
   document.querySelector("#models tbody").replaceChildren(...rows);
 }
 

@@ -56,10 +56,12 @@ async def two_neuron_fleet(
             start_reconcile(running.gateway)
             fleet = running.gateway.fleet
             await eventually(
-                lambda: "gone" in fleet.neurons
-                and fleet.neurons["gone"].consecutive_failures >= 2
-                and PINNED_MODEL in fleet.neurons["box"].models
-                and fleet.neurons["box"].models[PINNED_MODEL].state == "loaded",
+                lambda: (
+                    "gone" in fleet.neurons
+                    and fleet.neurons["gone"].consecutive_failures >= 2
+                    and PINNED_MODEL in fleet.neurons["box"].models
+                    and fleet.neurons["box"].models[PINNED_MODEL].state == "loaded"
+                ),
                 within_s=SETTLE_S,
                 poll_s=0.05,
             )

@@ -179,3 +179,24 @@ async def test_a_dtype_change_is_applied_as_a_reload(
         [info] = neurons["a"].state.registry.infos()
         assert (info.state, info.dtype) == ("loaded", "bfloat16")
         assert await cli("plan", *files.flags) == 0
+
+
+async def test_a_path_change_is_applied_as_a_reload(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "tiny-copy"
+    elsewhere.symlink_to(tiny_model_dir, target_is_directory=True)
+    async with in_process_neurons("a") as neurons:
+        files = write_config(
+            tmp_path, fleet_toml({"a": neurons["a"].url}), [model_toml("tiny/one", tiny_model_dir)]
+        )
+        assert await cli("apply", "--yes", *files.flags) == 0
+        files.models.write_text(model_toml("tiny/one", elsewhere))
+        capsys.readouterr()
+        assert await cli("apply", "--yes", *files.flags) == 0
+        out = capsys.readouterr().out
+        assert "~ reload tiny/one on a" in out
+        assert f"path {tiny_model_dir} -> {elsewhere} in models.toml" in out
+        [info] = neurons["a"].state.registry.infos()
+        assert (info.state, info.path, info.revision) == ("loaded", str(elsewhere), "main")
+        assert await cli("plan", *files.flags) == 0

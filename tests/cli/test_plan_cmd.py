@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helexa.cli import main
+from helexa.testing.neuron_proc import free_port
 from tests.reconcile.live import fleet_toml, in_process_neurons, model_toml, write_config
 
 
@@ -59,7 +60,7 @@ async def test_json_and_out_save_the_same_plan(
         captured = capsys.readouterr()
         printed = json.loads(captured.out)
         assert printed == json.loads(saved.read_text())
-        assert printed["summary"] == {"load": 1, "unload": 0, "change": 0, "errors": 0}
+        assert printed["summary"] == {"load": 1, "unload": 0, "change": 0, "host": 0, "errors": 0}
         assert [(a["kind"], a["neuron"], a["model"]) for a in printed["actions"]] == [
             ("load", "a", "tiny/one")
         ]
@@ -100,3 +101,20 @@ def test_a_broken_models_toml_exits_1_naming_the_line(
     )
     assert main(["plan", *files.flags]) == 1
     assert f"{files.models}:4" in capsys.readouterr().err
+
+
+def test_an_unreachable_ssh_host_is_a_plan_error_unless_hosts_are_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()  # nothing listens: SSH and the neuron are both refused
+    fleet = fleet_toml({}) + (
+        f'[[neurons]]\nname = "beast"\nendpoint = "http://127.0.0.1:{port}"\n'
+        f'ssh = "root@127.0.0.1:{port}"\ninstall = "pip"\n'
+    )
+    files = write_config(tmp_path, fleet, [])
+    known_hosts = ["--known-hosts", str(tmp_path / "known_hosts")]
+    assert main(["plan", *files.flags, *known_hosts]) == 1
+    out = capsys.readouterr().out
+    assert f"✗ host beast: root@127.0.0.1:{port}: connect: " in out
+    assert main(["plan", *files.flags, *known_hosts, "--skip-hosts"]) == 0
+    assert "✗ host beast" not in capsys.readouterr().out

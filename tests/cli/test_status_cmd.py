@@ -13,7 +13,10 @@ import asyncio
 import io
 import json
 import os
+import pty
 import re
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from rich.console import Console
 from helexa.cli import main, status_cmd, status_view
 from helexa.testing.neuron_proc import eventually, free_port
 from tests.cli.status_fleet import PINNED_MODEL, SPARE_MODEL, two_neuron_fleet
+from tests.gateway.harness import run_gateway, write_configs
+from tests.gateway.scripted_upstream import ScriptedUpstream
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 NOW = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
@@ -97,14 +102,23 @@ async def test_status_snapshots_and_cli_output(
 
 def test_narrow_view_drops_columns_and_fits() -> None:
     fleet = {
-        "health": {"status": "ok", "neurons": {"healthy": 1, "total": 1}},
+        "health": {
+            "status": "ok",
+            "neurons": {"healthy": 1, "total": 1},
+            "warnings": ["WARNING: open to the network"],
+        },
         "neurons": [
             {
                 "name": "beast",
                 "healthy": True,
                 "devices": [
-                    {"index": 0, "name": "RTX 4090", "kind": "cuda", "memory_total_mb": 24564,
-                     "memory_free_mb": 2456},
+                    {
+                        "index": 0,
+                        "name": "RTX 4090",
+                        "kind": "cuda",
+                        "memory_total_mb": 24564,
+                        "memory_free_mb": 2456,
+                    },
                 ],
                 "models": [],
             }
@@ -112,13 +126,27 @@ def test_narrow_view_drops_columns_and_fits() -> None:
         "models": [],
         "decisions": [],
         "reconcile": None,
-    }  # fmt: skip
+    }
     wide = status_view.render(fleet, WIDE, NOW)
     narrow = status_view.render(fleet, 40, NOW)
     assert "RTX 4090" in wide and "RTX 4090" not in narrow
     assert "[" + "█" * 18 + "░░]" in wide  # 90 % full of a 20-cell bar
     assert "21.6 GB/24.0 GB" in wide
     assert "reconcile: not running" in narrow
+    assert "WARNING: open to the network" in narrow
+
+
+def test_a_loading_copy_shows_how_long_its_load_has_taken() -> None:
+    fleet = {
+        "neurons": [{"name": "beast", "healthy": True, "devices": [], "models": []}],
+        "models": [
+            {"id": "m/big", "locations": [{"neuron": "beast", "state": "loading"}]},
+        ],
+        "decisions": [
+            {"kind": "load", "model": "m/big", "neuron": "beast", "reason": "r", "at": NOW - 75},
+        ],
+    }
+    assert "loading 1m" in status_view.render(fleet, WIDE, NOW)
 
 
 @pytest.mark.parametrize(
@@ -141,3 +169,51 @@ def test_watch_frame_keeps_retrying_when_the_gateway_is_away() -> None:
     frame = status_cmd._frame(args, console, None)
     console.print(frame)
     assert "(retrying)" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+async def test_watch_redraws_in_place_until_ctrl_c(tmp_path: Path) -> None:
+    """A real terminal (a pty): rich Live redraws with cursor moves, Ctrl-C exits 0."""
+    upstream = await ScriptedUpstream(["vendor/big"]).start()
+    fleet_toml = (
+        f'[[neurons]]\nname = "big"\nkind = "openai"\n'
+        f'endpoint = "{upstream.url}/v1"\nmodels = ["vendor/big"]\n'
+    )
+    terminal, child_side = pty.openpty()
+    try:
+        async with run_gateway(write_configs(tmp_path, fleet_toml, "")) as gw:
+            watch = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "helexa", "status", "--watch", "0.1"),
+                *("--gateway", gw.url),
+                stdout=child_side,
+                env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+            )
+            os.close(child_side)
+            seen = b""
+            async with asyncio.timeout(30):
+                while seen.count(b"helexa fleet") < 2:  # the first frame and a redraw
+                    seen += await asyncio.to_thread(os.read, terminal, 65536)
+            watch.send_signal(signal.SIGINT)
+            await asyncio.wait_for(watch.wait(), 30)
+    finally:
+        os.close(terminal)
+        await upstream.stop()
+    assert watch.returncode == 0
+    assert b"vendor/big" in seen
+    assert b"\x1b[" in seen  # redrawn in place (cursor control), not appended
+
+
+def test_watch_into_a_pipe_appends_frames() -> None:
+    args = argparse.Namespace(
+        gateway=f"http://127.0.0.1:{free_port()}", api_key=None, json=False, watch=0.01
+    )
+
+    class Interrupting(io.StringIO):
+        """A pipe-like file that presses Ctrl-C once three frames were written."""
+
+        def flush(self) -> None:
+            if self.getvalue().count("(retrying)") >= 3:
+                raise KeyboardInterrupt
+
+    out = Interrupting()
+    assert status_cmd.run(args, console=Console(file=out, width=WIDE)) == 0
+    assert out.getvalue().count("(retrying)") == 3

@@ -138,6 +138,9 @@ def test_probe_output_sections_and_facts() -> None:
         "inactive",
     )
     assert facts.running is False and facts.python is None and facts.gpus == ()
+    assert facts.restart_pending is False  # no `pending` section: nothing recorded
+    recorded = host_facts(parse_probe_output(text + "@@helexa-probe pending 0\n\n"))
+    assert recorded.restart_pending is True
 
 
 def _facts_seen_locally() -> tuple[object, ...]:

@@ -156,3 +156,11 @@ def test_rendered_actions_show_diffs_but_never_secrets() -> None:
         "↻ restart helexa-neuron.service on beast: its package or files changed",
     ]
     assert render_host_actions(()) == ""
+
+
+def test_a_recorded_pending_restart_is_planned_on_a_converged_host() -> None:
+    desired = _desired()
+    pending = replace(_converged(desired), restart_pending=True)
+    (restart,) = diff_host(desired, pending, LAYOUT)
+    assert (restart.kind, restart.symbol) == ("restart", "↻")
+    assert restart.reason.startswith("pending: an earlier apply")

@@ -44,7 +44,7 @@ async def test_a_stream_arrives_whole_with_sse_headers(
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         assert resp.headers["Cache-Control"] == "no-cache"
-    assert "".join(f'"p{i}"' in text and "x" or "" for i in range(30)) == "x" * 30
+    assert all(f'"p{i}"' in text for i in range(30))
     assert text.rstrip().endswith("data: [DONE]")
     assert '"usage"' not in text  # asked for by the gateway, hidden from this client
 
@@ -64,5 +64,7 @@ async def test_a_client_that_leaves_mid_stream_disconnects_the_upstream(
     assert scripted_upstream.disconnects == 1
     metrics = gateway.gateway.metrics.render().decode()
     assert 'status="client_closed"' in metrics
-    # The cancelled send is ours to swallow: nothing reaches the server as a crash.
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # The cancelled send is ours to swallow: nothing reaches the gateway's server as a crash
+    # (the scripted upstream's own aiohttp server does complain, rightly: it was cut off).
+    ours = [r for r in caplog.records if r.name.startswith(("uvicorn", "helexa", "starlette"))]
+    assert not [r for r in ours if r.levelno >= logging.ERROR]

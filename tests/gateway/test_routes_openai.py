@@ -46,6 +46,6 @@ def test_a_null_stream_options_is_replaced_not_duplicated() -> None:
 
 
 def test_an_alias_is_rewritten_to_the_model_id() -> None:
-    body = {"model": "alias", "messages": []}
+    body: dict[str, object] = {"model": "alias", "messages": []}
     payload, hide = upstream_payload(_raw(body), dict(body), "org/model", stream=False)
     assert (json.loads(payload), hide) == ({"model": "org/model", "messages": []}, False)

@@ -123,7 +123,12 @@ async def test_health_and_models_stay_fast_during_a_long_generation(
             timings.append(time.perf_counter() - started)
         assert entry.admission.in_flight == 1  # still generating
     await stream.close()
-    assert max(timings) < 0.1, timings
+    # Control routes never wait on inference: had they waited, each would take the rest
+    # of a 400-token generation (seconds). The median keeps one scheduler hiccup on a
+    # loaded 2-core machine from failing the run; the max still bounds every answer.
+    timings.sort()
+    assert timings[len(timings) // 2] < 0.1, timings
+    assert timings[-1] < 0.5, timings
 
 
 async def test_discovery_reports_this_host(neuron: InProcessNeuron) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Literal
 
 from helexa.config import load_config
 from helexa.reconcile.apply import Applier
@@ -95,3 +97,38 @@ async def test_a_neuron_killed_mid_apply_gives_a_partial_report_and_the_plan_sho
             ("load", "b", "tiny/two"),
         ]
         assert rest.errors == ()
+
+
+class RecordingLock(asyncio.Lock):
+    """An asyncio.Lock that tells when someone starts waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wanted = asyncio.Event()
+
+    async def acquire(self) -> Literal[True]:
+        self.wanted.set()
+        return await super().acquire()
+
+
+async def test_a_held_neuron_lock_holds_the_action_back(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """The lock the gateway's cold loader takes for one neuron also gates the applier."""
+    lock = RecordingLock()
+    async with in_process_neurons("a") as neurons:
+        files = write_config(
+            tmp_path, fleet_toml({"a": neurons["a"].url}), [model_toml("tiny/one", tiny_model_dir)]
+        )
+        async with OneShot(load_config(files.fleet, files.models)) as run:
+            plan = await run.plan()
+            applier = Applier(
+                run.desired, run.poller, run.client, neuron_locks={"a": lock}.__getitem__
+            )
+            async with lock:  # a cold load on `a` is in progress
+                lock.wanted.clear()
+                applying = asyncio.create_task(applier.apply(plan))
+                await asyncio.wait_for(lock.wanted.wait(), 10)
+                assert not applying.done() and neurons["a"].loader.calls == []
+            report = await applying
+        assert report.ok and neurons["a"].loader.calls == ["tiny/one"]

@@ -18,6 +18,7 @@ from helexa.gateway.state import FleetState
 from helexa.reconcile.backoff import Backoff
 from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.reconcile.lock import WriterLock, lock_path_for
+from helexa.reconcile.plan import Action
 from helexa.reconcile.report import ProgressEvent
 from helexa.testing.neuron_proc import NeuronProcess, eventually
 from tests.reconcile.live import (
@@ -39,7 +40,11 @@ class Recorder:
         self.events.append(event)
 
     def starts(self, model: str) -> list[ProgressEvent]:
-        return [e for e in self.events if e.phase == "start" and e.action.model == model]
+        return [
+            e
+            for e in self.events
+            if e.phase == "start" and isinstance(e.action, Action) and e.action.model == model
+        ]
 
 
 @contextlib.asynccontextmanager

@@ -41,6 +41,25 @@ def test_changing_dtype_reloads_the_copy_in_place() -> None:
     assert plan.counts()["change"] == 1
 
 
+def test_a_new_path_or_revision_reloads_a_copy_that_reports_them() -> None:
+    state = hold(fleet(a=1000), "a", "m", 400, dtype="float32")
+    copy = state.neurons["a"].models["m"]
+    moved = spec("m", pin=True, vram_mb=300, dtype="float32", path="/srv/new", revision="v2")
+    assert diff(desired(moved), observed(state)).actions == ()  # not reported: left alone
+    copy.path, copy.revision = "/srv/old", "main"
+    plan = diff(desired(moved), observed(state))
+    assert steps(plan) == [("reload", "a", "m", "changed")]
+    assert "path /srv/old -> /srv/new, revision main -> v2" in plan.actions[0].reason
+    assert plan.actions[0].after == {
+        "dtype": "float32",
+        "memory_mb": 300,
+        "path": "/srv/new",
+        "revision": "v2",
+    }
+    copy.path, copy.revision = "/srv/new", "v2"
+    assert diff(desired(moved), observed(state)).actions == ()
+
+
 def test_dtype_auto_matches_whatever_the_neuron_chose() -> None:
     state = hold(fleet(a=1000), "a", "m", 400, dtype="float32")
     assert diff(desired(spec("m", pin=True, dtype="auto")), observed(state)).actions == ()

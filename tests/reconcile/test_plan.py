@@ -18,7 +18,7 @@ def test_counts_and_symbols() -> None:
             Action("a3", "load", "a", "z", "pinned", "r", depends_on=("a1",)),
         ),
     )
-    assert plan.counts() == {"load": 1, "unload": 1, "change": 1, "errors": 0}
+    assert plan.counts() == {"load": 1, "unload": 1, "change": 1, "host": 0, "errors": 0}
     assert [a.symbol for a in plan.actions] == ["-", "~", "+"]
     assert [a.destructive for a in plan.actions] == [True, False, False]
     assert plan.action("a3").key == ("load", "a", "z")

@@ -6,7 +6,9 @@ The shared scene of the hostile-input and auth tests: both sides have secrets
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,3 +70,48 @@ async def keyed_stack(directory: Path, model_dir: Path) -> AsyncIterator[Stack]:
         )
         async with run_gateway(gateway_config) as gateway:
             yield Stack(neuron, gateway)
+
+
+class ThreadedStack:
+    """`keyed_stack` on its own event loop in a thread, for synchronous tests (hypothesis
+    runs sync tests only; a server on the test's own thread would deadlock them)."""
+
+    def __init__(self, directory: Path, model_dir: Path) -> None:
+        self.directory = directory
+        self.model_dir = model_dir
+        self.stack: Stack | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="reliability-stack", daemon=True)
+
+    def __enter__(self) -> Stack:
+        self._thread.start()
+        self._ready.wait(120)
+        if self._error is not None:
+            raise self._error
+        assert self.stack is not None, "the stack did not start within 120 s"
+        return self.stack
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            async with keyed_stack(self.directory, self.model_dir) as stack:
+                self.stack = stack
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            self._error = exc
+            raise
+        finally:
+            self._ready.set()

@@ -71,17 +71,17 @@ async def test_neuron_daemon_never_logs_its_token(tiny_model_dir: Path, tmp_path
         )
     )
     log_path = tmp_path / "neuron.log"
-    async with NeuronProcess(config, token=NEURON_TOKEN, log_path=log_path) as neuron:
-        async with httpx.AsyncClient(base_url=neuron.url, timeout=60) as http:
-            good = {"Authorization": f"Bearer {NEURON_TOKEN}"}
-            load = {"model": TINY_MODEL_ID, "path": str(tiny_model_dir)}
-            assert (await http.post("/models/load", json=load, headers=good)).status_code == 200
-            response = await http.post("/v1/chat/completions", json=chat_body(), headers=good)
-            assert response.status_code == 200
-            missing = {"model": "nope", "path": str(tmp_path / "missing")}
-            assert (await http.post("/models/load", json=missing, headers=good)).status_code >= 400
-            wrong = {"Authorization": f"Bearer {WRONG}"}
-            assert (await http.get("/models", headers=wrong)).status_code == 401
+    daemon = NeuronProcess(config, token=NEURON_TOKEN, log_path=log_path)
+    async with daemon as neuron, httpx.AsyncClient(base_url=neuron.url, timeout=60) as http:
+        good = {"Authorization": f"Bearer {NEURON_TOKEN}"}
+        load = {"model": TINY_MODEL_ID, "path": str(tiny_model_dir)}
+        assert (await http.post("/models/load", json=load, headers=good)).status_code == 200
+        response = await http.post("/v1/chat/completions", json=chat_body(), headers=good)
+        assert response.status_code == 200
+        missing = {"model": "nope", "path": str(tmp_path / "missing")}
+        assert (await http.post("/models/load", json=missing, headers=good)).status_code >= 400
+        wrong = {"Authorization": f"Bearer {WRONG}"}
+        assert (await http.get("/models", headers=wrong)).status_code == 401
     logged = log_path.read_text(errors="replace")
     assert "nope" in logged, "the failed load was not logged: the check would prove nothing"
     assert NEURON_TOKEN not in logged

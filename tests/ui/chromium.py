@@ -15,7 +15,7 @@ import itertools
 import json
 import os
 import shutil
-import tempfile
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,6 +43,7 @@ FLAGS = (
     "--password-store=basic",
 )
 START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
 
 
 class Page:
@@ -114,41 +115,51 @@ class Page:
 
 
 @contextlib.asynccontextmanager
-async def open_page(width: int = 1280, height: int = 900) -> AsyncIterator[Page]:
-    """A fresh headless Chromium with one blank tab, closed (and its profile removed) after."""
+async def open_page(profile: Path, width: int = 1280, height: int = 900) -> AsyncIterator[Page]:
+    """A headless Chromium with a new profile dir `profile` and one blank tab; closed after.
+
+    Chromium runs in its own process group so its helpers (zygote, crashpad) end with it.
+    """
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="helexa-chromium-") as profile:
-        process = await asyncio.create_subprocess_exec(
-            *[
-                CHROMIUM,
-                *FLAGS,
-                f"--user-data-dir={profile}",
-                f"--remote-debugging-port={port}",
-                "--remote-debugging-address=127.0.0.1",
-                f"--window-size={width},{height}",
-                "about:blank",
-            ],
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "HOME": profile},
-        )
-        try:
-            socket_url = await _page_socket(port, process)
-            async with websockets.connect(socket_url, max_size=None) as socket:
-                page = Page(socket)
-                for domain in ("Page", "Runtime", "Log"):
-                    await page.send(f"{domain}.enable")
-                try:
-                    yield page
-                finally:
-                    page._reader.cancel()
-        finally:
-            process.terminate()
+    process = await asyncio.create_subprocess_exec(
+        *[
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--remote-debugging-port={port}",
+            "--remote-debugging-address=127.0.0.1",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ],
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(profile)},
+        start_new_session=True,
+    )
+    try:
+        socket_url = await _page_socket(port, process)
+        async with websockets.connect(socket_url, max_size=None) as socket:
+            page = Page(socket)
+            for domain in ("Page", "Runtime", "Log"):
+                await page.send(f"{domain}.enable")
             try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+                yield page
+            finally:
+                page._reader.cancel()
+    finally:
+        await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM to Chromium's process group, SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
 
 
 async def _page_socket(port: int, process: asyncio.subprocess.Process) -> str:

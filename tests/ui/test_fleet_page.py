@@ -36,7 +36,7 @@ async def test_fleet_page_shows_the_fleet_and_follows_a_load(
 ) -> None:
     async with (
         two_neuron_fleet(tmp_path, tiny_model_dir, api_keys=[KEY]) as running,
-        open_page() as page,
+        open_page(tmp_path / "chromium") as page,
     ):
         await page.navigate(f"{running.url}/ui?key={KEY}")  # signs in, lands on /ui
         assert await page.evaluate("location.pathname + location.search") == "/ui"
@@ -75,7 +75,7 @@ async def test_fleet_page_refuses_a_browser_without_the_key(
 ) -> None:
     async with (
         two_neuron_fleet(tmp_path, tiny_model_dir, api_keys=[KEY]) as running,
-        open_page() as page,
+        open_page(tmp_path / "chromium") as page,
     ):
         await page.navigate(f"{running.url}/ui")
         text = await page.evaluate("document.body.innerText")
