@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 
 from bench.procs import Contestant, spawn, stop, wait_http
@@ -69,7 +70,7 @@ async def ensure_installed() -> str | None:
 
 def _install() -> None:
     if not (VENV / "bin" / "python").exists():
-        subprocess.run(["python3", "-m", "venv", str(VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = str(VENV / "bin" / "pip")
     subprocess.run([pip, "install", "-q", "litellm[proxy]"], check=True)
 

@@ -15,23 +15,21 @@ instead of refused (fit_max_tokens).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helexa.config.models import ModelsConfig
 from helexa.errors import APIError, BadRequest, ModelNotFound, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
-from helexa.gateway.dispatch import SSE_HEADERS, RequestMeter, open_upstream, parse_json_object
-from helexa.gateway.neuron_client import error_from_response
+from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream, parse_json_object
 from helexa.gateway.proxy import Opened
+from helexa.gateway.translated_stream import StreamDialect, translated_stream
 from helexa.protocol.neuron import TokenizeRequest
 from helexa.translate.anthropic_request import (
     parse_count_tokens_request,
@@ -47,6 +45,7 @@ log = logging.getLogger("helexa.gateway.anthropic")
 
 DIALECT = "anthropic"
 CHAT_PATH = "/chat/completions"
+STREAM = StreamDialect(render=render_sse, keep_alive=PING_SSE)
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -137,8 +136,8 @@ async def messages(request: Request) -> Response:
             meter.finish(None, exc.status)
             return anthropic_error(exc)
     translator = AnthropicStreamTranslator(parsed.model, stops)
-    events = _stream(gw, resolved.model_id, payload, translator, meter, opened)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    events = translated_stream(gw, resolved.model_id, payload, translator, STREAM, meter, opened)
+    return SSEResponse(events)
 
 
 async def _whole(
@@ -164,93 +163,6 @@ async def _whole(
         return anthropic_error(UpstreamError(f"upstream answered non-JSON: {exc}"))
     meter.finish(neuron, 200)
     return JSONResponse(message.model_dump(mode="json", exclude_none=True))
-
-
-async def _stream(
-    gw: Gateway,
-    model_id: str,
-    payload: bytes,
-    translator: AnthropicStreamTranslator,
-    meter: RequestMeter,
-    opened: Opened | None,
-) -> AsyncIterator[bytes]:
-    yield render_sse(translator.start())
-    opening = asyncio.ensure_future(
-        _already(opened)
-        if opened is not None
-        else open_upstream(gw, model_id, CHAT_PATH, payload, stream=True)
-    )
-    neuron: str | None = None
-    status: int | str = "client_closed"
-    try:
-        while not opening.done():
-            done, _ = await asyncio.wait({opening}, timeout=gw.keep_alive_interval)
-            if not done:
-                yield PING_SSE
-        try:
-            opened = opening.result()
-        except APIError as exc:
-            status = exc.status
-            yield render_sse(translator.error(exc))
-            return
-        neuron = opened.target.neuron
-        if opened.response.status != 200:
-            status = opened.response.status
-            raw = await opened.response.read()
-            opened.response.release()
-            yield render_sse(translator.error(error_from_response(neuron, status, raw)))
-            return
-        try:
-            async for chunk in _translated(gw, opened, translator, meter):
-                yield chunk
-        except Exception as exc:  # headers are out: a bug must still end the stream visibly
-            log.exception("translating the stream from %s failed", neuron)
-            status = "stream_error"
-            yield render_sse(translator.error(exc))
-            return
-        status = 200 if translator.done else "stream_error"
-    finally:
-        if not opening.done():
-            opening.cancel()
-        meter.finish(neuron, status)
-
-
-async def _already(opened: Opened) -> Opened:
-    return opened
-
-
-async def _translated(
-    gw: Gateway, opened: Opened, translator: AnthropicStreamTranslator, meter: RequestMeter
-) -> AsyncIterator[bytes]:
-    """OpenAI SSE from the relay (whole events only) -> Anthropic SSE."""
-    async for block in gw.proxy.relay(opened, meter.usage):
-        out: list[bytes] = []
-        for event in block.split(b"\n\n"):
-            if event.startswith(b":"):
-                out.append(PING_SSE)  # the neuron's keep-alive, in Anthropic's words
-                continue
-            data = _data(event)
-            if data is None:
-                continue
-            if data == b"[DONE]":
-                out.append(render_sse(translator.finish()))
-                continue
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                continue
-            out.append(render_sse(translator.feed(chunk)))
-        if out:
-            yield b"".join(out)
-    if not translator.done:  # ended without [DONE]
-        yield render_sse(translator.finish())
-
-
-def _data(event: bytes) -> bytes | None:
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            return line[5:].strip()
-    return None
 
 
 async def count_tokens(request: Request) -> Response:

@@ -12,29 +12,28 @@ so `previous_response_id` is a 400 (responses_request says why).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
 from helexa.gateway.dispatch import (
-    SSE_HEADERS,
     RequestMeter,
+    SSEResponse,
     open_upstream,
     openai_error,
     parse_json_object,
 )
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import KEEP_ALIVE, Opened
+from helexa.gateway.translated_stream import StreamDialect, translated_stream
 from helexa.translate.responses_request import parse_responses_request, translate_request
 from helexa.translate.responses_response import ResponseContext, translate_response
 from helexa.translate.responses_stream import ResponsesStreamTranslator, render_sse
@@ -43,6 +42,7 @@ log = logging.getLogger("helexa.gateway.responses")
 
 DIALECT = "responses"
 CHAT_PATH = "/chat/completions"
+STREAM = StreamDialect(render=render_sse, keep_alive=KEEP_ALIVE)
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -74,8 +74,8 @@ async def responses(request: Request) -> Response:
             meter.finish(None, exc.status)
             return openai_error(exc)
     translator = ResponsesStreamTranslator(ctx)
-    events = _stream(gw, resolved.model_id, payload, translator, meter, opened)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    events = translated_stream(gw, resolved.model_id, payload, translator, STREAM, meter, opened)
+    return SSEResponse(events)
 
 
 async def _whole(
@@ -98,90 +98,6 @@ async def _whole(
         return openai_error(UpstreamError(f"upstream answered unexpectedly: {exc}"))
     meter.finish(neuron, 200)
     return JSONResponse(answer)
-
-
-async def _stream(
-    gw: Gateway,
-    model_id: str,
-    payload: bytes,
-    translator: ResponsesStreamTranslator,
-    meter: RequestMeter,
-    opened: Opened | None,
-) -> AsyncIterator[bytes]:
-    yield render_sse(translator.start())
-    opening = asyncio.ensure_future(
-        _already(opened)
-        if opened is not None
-        else open_upstream(gw, model_id, CHAT_PATH, payload, stream=True)
-    )
-    neuron: str | None = None
-    status: int | str = "client_closed"
-    try:
-        while not opening.done():
-            done, _ = await asyncio.wait({opening}, timeout=gw.keep_alive_interval)
-            if not done:
-                yield KEEP_ALIVE
-        try:
-            opened = opening.result()
-        except APIError as exc:
-            status = exc.status
-            yield render_sse(translator.error(exc))
-            return
-        neuron = opened.target.neuron
-        if opened.response.status != 200:
-            status = opened.response.status
-            raw = await opened.response.read()
-            opened.response.release()
-            yield render_sse(translator.error(error_from_response(neuron, status, raw)))
-            return
-        try:
-            async for block in gw.proxy.relay(opened, meter.usage):
-                out = _translate_block(block, translator)
-                if out:
-                    yield out
-        except Exception:  # headers are out: a bug must still end the stream visibly
-            log.exception("translating the stream from %s failed", neuron)
-            yield render_sse(translator.fail("internal_error", "the gateway failed mid-stream"))
-        if not translator.done:  # the upstream ended without [DONE]
-            yield render_sse(translator.finish())
-        status = "stream_error" if translator.failed else 200
-    finally:
-        if not opening.done():
-            opening.cancel()
-        meter.finish(neuron, status)
-
-
-async def _already(opened: Opened) -> Opened:
-    return opened
-
-
-def _translate_block(block: bytes, translator: ResponsesStreamTranslator) -> bytes:
-    """Whole OpenAI SSE events from the relay -> Responses SSE (comments pass as they are)."""
-    out: list[bytes] = []
-    for data in _payloads(block):
-        if data is None:
-            out.append(KEEP_ALIVE)
-        elif data == b"[DONE]":
-            out.append(render_sse(translator.finish()))
-        else:
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                continue
-            out.append(render_sse(translator.feed(chunk)))
-    return b"".join(out)
-
-
-def _payloads(block: bytes) -> Iterator[bytes | None]:
-    """The data of each event in `block`; None for a keep-alive comment."""
-    for event in block.split(b"\n\n"):
-        if event.startswith(b":"):
-            yield None
-            continue
-        for line in event.split(b"\n"):
-            if line.startswith(b"data:"):
-                yield line[5:].strip()
-                break
 
 
 ROUTES = [Route("/v1/responses", responses, methods=["POST"])]

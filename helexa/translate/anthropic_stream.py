@@ -82,6 +82,7 @@ class AnthropicStreamTranslator:
         self._known_input_tokens = input_tokens
         self._started = False
         self._done = False
+        self._failed = False
         self._open: _Block | None = None
         self._block_count = 0
         self._tool_blocks: dict[int, _Block] = {}  # OpenAI tool call index -> block
@@ -97,6 +98,11 @@ class AnthropicStreamTranslator:
     def done(self) -> bool:
         """True once message_stop or an error event has been produced."""
         return self._done
+
+    @property
+    def failed(self) -> bool:
+        """True when the stream ended with an error event."""
+        return self._failed
 
     def start(self) -> list[Event]:
         """message_start (once); feed/finish/error call it when the caller has not."""
@@ -179,6 +185,7 @@ class AnthropicStreamTranslator:
         if self._done:
             return []
         self._done = True
+        self._failed = True
         return [("error", exception_to_anthropic(exc))]
 
     # --- deltas --------------------------------------------------------------
