@@ -62,8 +62,20 @@ def _held(model_id: str, fleet: FleetState) -> bool:
 def resolve_or_raise(name: str, models: ModelsConfig, fleet: FleetState) -> ResolvedModel:
     resolved = resolve(name, models, fleet)
     if resolved is None:
-        raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+        raise unmapped_model(name, models)
     return resolved
+
+
+def unmapped_model(name: str, models: ModelsConfig) -> ModelNotFound:
+    """The 404 for a name nothing serves, saying how to map it (Claude Code and other
+    clients hard-code names such as claude-* that the operator never wrote down)."""
+    target = models.models[0].id if models.models else "<model id>"
+    pattern = "claude-*" if name.startswith("claude-") else name
+    return ModelNotFound(
+        f"The model '{name}' does not exist. To serve it, map it to a model in models.toml: "
+        f'[aliases] "{pattern}" = "{target}" (`*` matches any run of characters)',
+        param="model",
+    )
 
 
 def choose_replica(model_id: str, fleet: FleetState) -> list[ModelLocation]:

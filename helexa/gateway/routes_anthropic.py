@@ -23,8 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from helexa.config.models import ModelsConfig
-from helexa.errors import APIError, BadRequest, ModelNotFound, UpstreamError
+from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
 from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream, parse_json_object
@@ -55,18 +54,6 @@ def gateway_of(request: Request) -> Gateway:
 
 def anthropic_error(exc: APIError) -> JSONResponse:
     return JSONResponse(api_error_to_anthropic(exc), status_code=exc.status, headers=exc.headers())
-
-
-def unmapped_model(name: str, models: ModelsConfig) -> ModelNotFound:
-    """The 404 for a name nothing serves, saying how to map it (Claude Code and other
-    clients hard-code claude-* names the operator never wrote down)."""
-    target = models.models[0].id if models.models else "<model id>"
-    pattern = "claude-*" if name.startswith("claude-") else name
-    return ModelNotFound(
-        f"The model '{name}' does not exist. To serve it, map it to a model in models.toml: "
-        f'[aliases] "{pattern}" = "{target}" (`*` matches any run of characters)',
-        param="model",
-    )
 
 
 # OpenAI-side knobs Anthropic lacks, passed through when a client sends them (as the
@@ -103,10 +90,7 @@ def context_length(gw: Gateway, resolved: router.ResolvedModel) -> int | None:
 
 
 def resolve_model(name: str, gw: Gateway) -> router.ResolvedModel:
-    resolved = router.resolve(name, gw.config.models, gw.fleet)
-    if resolved is None:
-        raise unmapped_model(name, gw.config.models)
-    return resolved
+    return router.resolve_or_raise(name, gw.config.models, gw.fleet)
 
 
 async def messages(request: Request) -> Response:

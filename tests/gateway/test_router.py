@@ -79,6 +79,16 @@ def test_unknown_names_do_not_resolve(name: str) -> None:
     assert caught.value.status == 404 and name in caught.value.message
 
 
+def test_an_unmapped_name_is_told_how_to_map_it() -> None:
+    bare = ModelsConfig.model_validate({"models": [{"id": "tiny"}]})
+    with pytest.raises(ModelNotFound) as caught:
+        resolve_or_raise("claude-sonnet-4-5", bare, FleetState())
+    assert '[aliases] "claude-*" = "tiny"' in caught.value.message
+    with pytest.raises(ModelNotFound) as caught:
+        resolve_or_raise("gpt-x", bare, FleetState())
+    assert '[aliases] "gpt-x" = "tiny"' in caught.value.message
+
+
 def test_choose_replica_least_busy_first_ties_by_name() -> None:
     fleet = fleet_of(
         c=[model("m", in_flight=1)],
