@@ -27,6 +27,14 @@ def test_max_memory_cap_applies_to_the_cpu_device() -> None:
     assert capped.memory_free_mb == 300
 
 
+def test_a_cap_is_shared_by_the_models_already_held() -> None:
+    (device,) = discover(max_memory_mb=64, used_mb={0: 40}).devices
+    assert device.memory_total_mb == 64
+    assert device.memory_free_mb == 24
+    (full,) = discover(max_memory_mb=64, used_mb={0: 100}).devices
+    assert full.memory_free_mb == 0
+
+
 def test_budget_subtracts_the_reserve_and_never_goes_negative() -> None:
     devices = [
         Device(index=0, name="a", kind="cuda", memory_total_mb=8000, memory_free_mb=5000),
