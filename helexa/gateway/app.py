@@ -13,10 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import aiohttp
 from starlette.applications import Starlette
 
 from helexa.config import Config, NeuronEntry
@@ -27,11 +26,11 @@ from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample
 from helexa.gateway.neuron_client import NeuronClient
 from helexa.gateway.poller import FleetPoller, PollSettings
 from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, default_session_factory
+from helexa.gateway.sessions import SessionFactory
 from helexa.gateway.state import FleetState, ModelLocation, NeuronState
 
 log = logging.getLogger("helexa.gateway")
 
-SessionFactory = Callable[[], aiohttp.ClientSession]
 MB = 1024 * 1024
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +27,7 @@ from helexa.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from helexa.gateway.sessions import LazySession, SessionFactory
 from helexa.protocol.neuron import (
     LoadRequest,
     ModelInfo,
@@ -39,7 +39,6 @@ from helexa.protocol.neuron import (
 
 log = logging.getLogger("helexa.gateway.neuron_client")
 
-SessionFactory = Callable[[], aiohttp.ClientSession]
 
 _ERRORS_BY_CODE: dict[str, type[APIError]] = {
     "model_not_found": ModelNotFound,
@@ -100,8 +99,7 @@ class NeuronClient:
         load_timeout: float = 600.0,
         control_timeout: float = 120.0,
     ) -> None:
-        self._session_factory = session_factory
-        self._session: aiohttp.ClientSession | None = None
+        self._session = LazySession(session_factory)
         self.tokens = tokens or TokenFiles()
         self.connect_timeout = connect_timeout
         self.load_timeout = load_timeout
@@ -109,14 +107,10 @@ class NeuronClient:
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = self._session_factory()
-        return self._session
+        return self._session.get()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
 
     async def load(self, neuron: NeuronAddress, request: LoadRequest) -> ModelInfo:
         """Returns once the neuron has loaded the model (or raises its error)."""

@@ -22,12 +22,12 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from helexa.gateway.sessions import LazySession, SessionFactory
 from helexa.gateway.state import FleetState, NeuronKind, NeuronState
 from helexa.protocol.neuron import Discovery, ModelsList
 
 log = logging.getLogger("helexa.gateway.poller")
 
-SessionFactory = Callable[[], aiohttp.ClientSession]
 TokenReader = Callable[[Path], Awaitable[str]]
 ChangeListener = Callable[[NeuronState], None]
 WireT = TypeVar("WireT", bound=BaseModel)
@@ -129,8 +129,7 @@ class FleetPoller:
         self._entries: dict[str, NeuronEntryLike] = {}
         # One poll per neuron at a time, so an older answer never lands after a newer one.
         self._locks: dict[str, asyncio.Lock] = {}
-        self._session_factory = session_factory
-        self._session: aiohttp.ClientSession | None = None
+        self._session = LazySession(session_factory)
         self._read_token = token_reader
         self._clock = clock
         self.set_entries(entries)
@@ -142,9 +141,7 @@ class FleetPoller:
         self.changes.notify()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
 
     async def __aenter__(self) -> FleetPoller:
         return self
@@ -224,9 +221,7 @@ class FleetPoller:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = self._session_factory()
-        return self._session
+        return self._session.get()
 
     async def _get_json(self, url: str, headers: dict[str, str]) -> Any:
         async with self._client().get(url, headers=headers) as response:

@@ -16,17 +16,17 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from helexa.errors import APIError, Overloaded, UpstreamError, UpstreamTimeout
+from helexa.gateway.sessions import LazySession, SessionFactory
 
 log = logging.getLogger("helexa.gateway.proxy")
 
-SessionFactory = Callable[[], aiohttp.ClientSession]
 
 # SSE events end with a blank line; foreign servers may use CRLF.
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
@@ -88,8 +88,7 @@ class Proxy:
         session_factory: SessionFactory = default_session_factory,
         timeouts: ProxyTimeouts | None = None,
     ) -> None:
-        self._session_factory = session_factory
-        self._session: aiohttp.ClientSession | None = None
+        self._session = LazySession(session_factory)
         self.timeouts = timeouts or ProxyTimeouts()
         # Built once: a ClientTimeout per request is measurable at thousands of req/s.
         self._timeout = {
@@ -103,14 +102,10 @@ class Proxy:
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = self._session_factory()
-        return self._session
+        return self._session.get()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
 
     async def open(self, targets: Sequence[Target], body: bytes, *, stream: bool) -> Opened:
         """POST `body` to the first target that takes it; raise when none does."""
