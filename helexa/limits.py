@@ -103,53 +103,65 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        limits = self.limits()
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        path: str = scope["path"]
-        declared = declared_length(headers)
-        if declared is not None and declared > limits.max_bytes:
-            await self._refuse(path, send, _too_large(limits))
-            return
-        if declared != 0 and not is_json_content_type(header(headers, b"content-type")):
-            media = UnsupportedMediaType("request bodies must be JSON (application/json)")
-            await self._refuse(path, send, media)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client left before sending its body
-            chunk: bytes = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limits.max_bytes:
-                await self._refuse(path, send, _too_large(limits))
-                return
-            if not message.get("more_body", False):
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk: no copy
-        if too_deep(body, limits.max_depth):
-            depth = BadRequest(f"request JSON is nested deeper than {limits.max_depth} levels")
-            await self._refuse(path, send, depth)
-            return
-        await self.app(scope, _replay(body, receive), send)
+        body = await read_body(scope, receive, send, self.limits(), self.render)
+        if body is not None:
+            await self.app(scope, _replay(body, receive), send)
 
-    async def _refuse(self, path: str, send: Send, error: APIError) -> None:
-        body = self.render(path, error)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    # The unread rest of the body makes this connection unusable.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+async def read_body(
+    scope: Scope, receive: Receive, send: Send, limits: BodyLimits, render: ErrorRenderer
+) -> bytes | None:
+    """The whole request body, or None once it was refused (answered here) or the client left.
+
+    Shared by `BodyLimitMiddleware` and the gateway's fast lane.
+    """
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    path: str = scope["path"]
+    declared = declared_length(headers)
+    if declared is not None and declared > limits.max_bytes:
+        await _refuse(path, send, _too_large(limits), render)
+        return None
+    if declared != 0 and not is_json_content_type(header(headers, b"content-type")):
+        media = UnsupportedMediaType("request bodies must be JSON (application/json)")
+        await _refuse(path, send, media, render)
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # the client left before sending its body
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limits.max_bytes:
+            await _refuse(path, send, _too_large(limits), render)
+            return None
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk: no copy
+    if too_deep(body, limits.max_depth):
+        depth = BadRequest(f"request JSON is nested deeper than {limits.max_depth} levels")
+        await _refuse(path, send, depth, render)
+        return None
+    return body
+
+
+async def _refuse(path: str, send: Send, error: APIError, render: ErrorRenderer) -> None:
+    body = render(path, error)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                # The unread rest of the body makes this connection unusable.
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _too_large(limits: BodyLimits) -> PayloadTooLarge:

@@ -28,6 +28,7 @@ from helexa.gateway.poller import FleetPoller, PollSettings
 from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, default_session_factory
 from helexa.gateway.sessions import SessionFactory
 from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+from helexa.limits import BodyLimits
 
 log = logging.getLogger("helexa.gateway")
 
@@ -75,6 +76,9 @@ class Gateway:
         self.loader = ColdLoader(self.fleet, self.poller, self.client, self.current, self.metrics)
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
+        # Per-request lookups that only a new config changes (see `set_config`).
+        self._limits = body_limits(config)
+        self._targets: dict[tuple[str, str], Target] = {}
 
     def current(self) -> Config:
         return self.config
@@ -83,7 +87,12 @@ class Gateway:
         """A new desired state (reconcile daemon): poll the neurons it names from now on."""
         self.config = config
         self.config_error = None
+        self._limits = body_limits(config)
+        self._targets.clear()
         self.poller.set_entries(config.fleet.neurons)
+
+    def body_limits(self) -> BodyLimits:
+        return self._limits
 
     def neuron_entry(self, name: str) -> NeuronEntry | None:
         return self.config.fleet.neuron(name)
@@ -92,14 +101,26 @@ class Gateway:
         """Upstream URLs for `path` ("/chat/completions") on each location's neuron."""
         out: list[Target] = []
         for loc in locations:
-            entry = self.neuron_entry(loc.neuron)
-            if entry is None:
-                continue
-            # A helexa neuron serves OpenAI under /v1; a foreign endpoint already ends in it.
-            base = entry.endpoint.rstrip("/")
-            url = f"{base}{path}" if entry.kind == "openai" else f"{base}/v1{path}"
-            out.append(Target(loc.neuron, url, self.client.tokens.headers(entry)))
+            target = self._targets.get((loc.neuron, path))
+            if target is None:
+                target = self._target(loc.neuron, path)
+                if target is None:
+                    continue
+            out.append(target)
         return out
+
+    def _target(self, neuron: str, path: str) -> Target | None:
+        entry = self.neuron_entry(neuron)
+        if entry is None:
+            return None
+        # A helexa neuron serves OpenAI under /v1; a foreign endpoint already ends in it.
+        base = entry.endpoint.rstrip("/")
+        url = f"{base}{path}" if entry.kind == "openai" else f"{base}/v1{path}"
+        target = Target(neuron, url, self.client.tokens.headers(entry))
+        if entry.token_file is None:
+            # Kept until the next config; a token file is re-read (if changed) per request.
+            self._targets[(neuron, path)] = target
+        return target
 
     async def start(self) -> None:
         """Start polling (and anything else added to `background`)."""
@@ -180,6 +201,8 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
             if manage_lifecycle:
                 await gateway.stop()
 
+    from helexa.gateway.fastlane import GatewayApp
+
     routes = (
         routes_openai.ROUTES
         + routes_anthropic.ROUTES
@@ -188,10 +211,16 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         + routes_ui.ROUTES
         + openapi.ROUTES
     )
-    app = Starlette(routes=routes, lifespan=lifespan)
+    hot = {
+        "/v1/chat/completions": routes_openai.chat_completions_of,
+        "/v1/completions": routes_openai.completions_of,
+        "/v1/messages": routes_anthropic.messages_of,
+        "/v1/responses": routes_responses.responses_of,
+    }
+    app = GatewayApp(gateway, hot, routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     # Added first = runs after auth: an unauthenticated client never makes us read a body.
-    app.add_middleware(gateway_body_limits, limits=lambda: body_limits(gateway.config))
+    app.add_middleware(gateway_body_limits, limits=gateway.body_limits)
     app.add_middleware(ApiKeyMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
     # Outermost: turns the /ui sign-in cookie into the key the check above reads.
     app.add_middleware(UiSessionMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)

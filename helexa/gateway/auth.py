@@ -60,6 +60,33 @@ def unauthorized_body(path: str, message: str) -> bytes:
     return json.dumps(err.to_openai()).encode()
 
 
+async def refuse_unauthorized(scope: Scope, send: Send, keys: Sequence[str]) -> bool:
+    """Answer 401 (in the path's dialect) unless the request may pass; True when refused.
+
+    Shared by `ApiKeyMiddleware` and the gateway's fast lane (helexa.gateway.fastlane).
+    """
+    if not keys or scope["path"] in PUBLIC_PATHS:
+        return False
+    presented = presented_key(scope["headers"])
+    if key_matches(presented, keys):
+        return False
+    message = "Missing API key" if presented is None else "Invalid API key"
+    body = unauthorized_body(scope["path"], message)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+    return True
+
+
 class ApiKeyMiddleware:
     """Rejects requests without a configured key (no keys configured = open)."""
 
@@ -68,28 +95,6 @@ class ApiKeyMiddleware:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
-            await self.app(scope, receive, send)
+        if scope["type"] == "http" and await refuse_unauthorized(scope, send, self.keys()):
             return
-        keys = self.keys()
-        if not keys:
-            await self.app(scope, receive, send)
-            return
-        presented = presented_key(scope["headers"])
-        if key_matches(presented, keys):
-            await self.app(scope, receive, send)
-            return
-        message = "Missing API key" if presented is None else "Invalid API key"
-        body = unauthorized_body(scope["path"], message)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, receive, send)

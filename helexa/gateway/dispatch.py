@@ -18,10 +18,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
-from weakref import WeakKeyDictionary
 
-from prometheus_client.metrics import MetricWrapperBase
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -90,26 +87,6 @@ async def _until_disconnect(receive: Receive) -> None:
         pass
 
 
-# prometheus_client's `.labels()` validates and locks on every call; at thousands of
-# requests/s the six lookups per request were measurable. Children of a counter or a
-# histogram never change once created, so each is looked up once per gateway (a
-# child is still created only when first used, as `.labels()` would).
-_CHILDREN: WeakKeyDictionary[GatewayMetrics, dict[tuple[int, tuple[str, ...]], Any]] = (
-    WeakKeyDictionary()
-)
-
-
-def _child(metrics: GatewayMetrics, metric: MetricWrapperBase, *labels: str) -> Any:
-    per_gateway = _CHILDREN.get(metrics)
-    if per_gateway is None:
-        per_gateway = _CHILDREN[metrics] = {}
-    key = (id(metric), labels)  # metric lives as long as `metrics`, the weak key
-    found = per_gateway.get(key)
-    if found is None:
-        found = per_gateway[key] = metric.labels(*labels)
-    return found
-
-
 @dataclass
 class RequestMeter:
     """Feeds the per-request metrics once, when the response has ended."""
@@ -128,20 +105,20 @@ class RequestMeter:
         end = u.finished_at or time.monotonic()
         labels = (self.model, neuron or "", self.dialect)
         m = self.metrics
-        _child(m, m.requests, *labels, str(status)).inc()
-        _child(m, m.request_duration, *labels).observe(end - u.started)
+        m.requests.inc((*labels, str(status)))
+        m.request_duration.observe(labels, end - u.started)
         if u.first_token_at is not None:
-            _child(m, m.ttft, *labels).observe(u.first_token_at - u.started)
+            m.ttft.observe(labels, u.first_token_at - u.started)
         if neuron is None:
             return
+        where = (self.model, neuron)
         if u.prompt_tokens:
-            _child(m, m.prompt_tokens, self.model, neuron).inc(u.prompt_tokens)
+            m.prompt_tokens.inc(where, u.prompt_tokens)
         if u.completion_tokens:
-            _child(m, m.completion_tokens, self.model, neuron).inc(u.completion_tokens)
+            m.completion_tokens.inc(where, u.completion_tokens)
             decoding = end - (u.first_token_at or u.started)
             if u.completion_tokens > 1 and decoding > 0:
-                rate = (u.completion_tokens - 1) / decoding
-                _child(m, m.tokens_per_second, self.model, neuron).observe(rate)
+                m.tokens_per_second.observe(where, (u.completion_tokens - 1) / decoding)
 
 
 def openai_error(exc: APIError) -> JSONResponse:

@@ -14,6 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from helexa.gateway.series import CounterSeries, HistogramSeries, SeriesCollector
+
 # Buckets span a 3060 running an 8B model (slow) to a 5090 (fast) and CPU test models.
 REQUEST_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 TTFT_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
@@ -48,41 +50,45 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         req = ["model", "neuron", "dialect"]
-        self.requests = Counter(
-            "cortex_requests", "Requests answered, by HTTP status", [*req, "status"], registry=r
+        # The six series each request updates: lock-free (helexa.gateway.series).
+        self.requests = CounterSeries(
+            "cortex_requests", "Requests answered, by HTTP status", [*req, "status"]
         )
-        self.request_duration = Histogram(
+        self.request_duration = HistogramSeries(
             "cortex_request_duration_seconds",
             "Request time until the last byte (end of stream)",
             req,
-            buckets=REQUEST_SECONDS,
-            registry=r,
+            REQUEST_SECONDS,
         )
-        self.ttft = Histogram(
+        self.ttft = HistogramSeries(
             "cortex_time_to_first_token_seconds",
             "Time until the first content token (not the role chunk)",
             req,
-            buckets=TTFT_SECONDS,
-            registry=r,
+            TTFT_SECONDS,
         )
-        self.tokens_per_second = Histogram(
+        self.tokens_per_second = HistogramSeries(
             "cortex_tokens_per_second",
             "Completion tokens per second after the first token",
             ["model", "neuron"],
-            buckets=TOKENS_PER_SECOND,
-            registry=r,
+            TOKENS_PER_SECOND,
         )
-        self.prompt_tokens = Counter(
-            "cortex_prompt_tokens",
-            "Prompt tokens reported by neurons",
-            ["model", "neuron"],
-            registry=r,
+        self.prompt_tokens = CounterSeries(
+            "cortex_prompt_tokens", "Prompt tokens reported by neurons", ["model", "neuron"]
         )
-        self.completion_tokens = Counter(
+        self.completion_tokens = CounterSeries(
             "cortex_completion_tokens",
             "Completion tokens reported by neurons",
             ["model", "neuron"],
-            registry=r,
+        )
+        r.register(
+            SeriesCollector(
+                self.requests,
+                self.request_duration,
+                self.ttft,
+                self.tokens_per_second,
+                self.prompt_tokens,
+                self.completion_tokens,
+            )
         )
         self.cold_loads = Counter(
             "cortex_cold_loads",

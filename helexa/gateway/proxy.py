@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from helexa import fastjson
 from helexa.errors import APIError, Overloaded, UpstreamError, UpstreamTimeout
 from helexa.gateway.sessions import LazySession, SessionFactory
 
@@ -35,9 +36,15 @@ _JSON: Mapping[str, str] = {"Content-Type": "application/json"}
 
 
 def default_session_factory() -> aiohttp.ClientSession:
-    """One pooled session for all upstream calls (created inside the running loop)."""
+    """One pooled session for all upstream calls (created inside the running loop).
+
+    No cookie jar: the session is shared by every client, so a cookie one
+    upstream answer set must never ride along on someone else's request.
+    """
     connector = aiohttp.TCPConnector(limit=1024, limit_per_host=256, keepalive_timeout=30)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class Proxy:
     async def open(self, targets: Sequence[Target], body: bytes, *, stream: bool) -> Opened:
         """POST `body` to the first target that takes it; raise when none does."""
         timeout = self._timeout[stream]
-        last: APIError = UpstreamError("no neuron to send the request to")
+        last: APIError | None = None
         for target in targets:
             headers = {**_JSON, **target.headers} if target.headers else _JSON
             try:
@@ -127,7 +134,7 @@ class Proxy:
                 log.warning("upstream=%s failover status=%d", target.neuron, resp.status)
                 continue
             return Opened(target, resp)
-        raise last
+        raise last or UpstreamError("no neuron to send the request to")
 
     async def read_all(self, opened: Opened, usage: Usage) -> bytes:
         """A non-streamed response body, with its usage noted."""
@@ -162,7 +169,7 @@ class Proxy:
                     yield chunk  # the common case: whole events, nothing to look at
                     continue
                 pending += chunk
-                events = _EVENT_END.split(pending)
+                events = split_events(pending)
                 pending = events.pop()
                 out = meter.filter(events)
                 if out:
@@ -184,6 +191,13 @@ class Proxy:
                 resp.release()
             else:
                 resp.close()
+
+
+def split_events(buffer: bytes) -> list[bytes]:
+    """SSE events split at blank lines; the last item is the unfinished rest (maybe b"")."""
+    if b"\r" in buffer:
+        return _EVENT_END.split(buffer)
+    return buffer.split(b"\n\n")  # the usual LF-only stream: several times the regex's speed
 
 
 class _EventMeter:
@@ -250,7 +264,7 @@ def _usage_of(body: bytes) -> Any:
     flat = _FLAT_USAGE.search(body)
     try:
         if flat is not None:
-            return json.loads(flat.group(1))
+            return fastjson.loads(flat.group(1))
         parsed = json.loads(body)
     except ValueError:
         return None
@@ -264,7 +278,7 @@ def _data_json(event: bytes) -> dict[str, Any] | None:
             if data == b"[DONE]":
                 return None
             try:
-                parsed = json.loads(data)
+                parsed = fastjson.loads(data)
             except ValueError:
                 return None
             return parsed if isinstance(parsed, dict) else None

@@ -56,7 +56,11 @@ def resolve(name: str, models: ModelsConfig, fleet: FleetState) -> ResolvedModel
 
 def _held(model_id: str, fleet: FleetState) -> bool:
     """Some neuron serves or is loading it (a failed load is no reason to route there)."""
-    return any(loc.state in ("loading", "loaded") for loc in fleet.locations(model_id))
+    for neuron in fleet.neurons.values():
+        loc = neuron.models.get(model_id)
+        if loc is not None and loc.state in ("loading", "loaded"):
+            return True
+    return False
 
 
 def resolve_or_raise(name: str, models: ModelsConfig, fleet: FleetState) -> ResolvedModel:

@@ -94,9 +94,13 @@ def resolve_model(name: str, gw: Gateway) -> router.ResolvedModel:
 
 
 async def messages(request: Request) -> Response:
-    gw = gateway_of(request)
+    return await messages_of(gateway_of(request), await request.body())
+
+
+async def messages_of(gw: Gateway, raw: bytes) -> Response:
+    """`POST /v1/messages` with its body read (also the fast lane's handler)."""
     try:
-        parsed = parse_messages_request(parse_json_object(await request.body()))
+        parsed = parse_messages_request(parse_json_object(raw))
         resolved = resolve_model(parsed.model, gw)
     except APIError as exc:
         RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)

@@ -37,17 +37,24 @@ async def get_model(request: Request) -> Response:
 
 
 async def chat_completions(request: Request) -> Response:
-    return await _completion(request, "/chat/completions")
+    return await chat_completions_of(gateway_of(request), await request.body())
 
 
 async def completions(request: Request) -> Response:
-    return await _completion(request, "/completions")
+    return await completions_of(gateway_of(request), await request.body())
 
 
-async def _completion(request: Request, path: str) -> Response:
-    gw = gateway_of(request)
+async def chat_completions_of(gw: Gateway, raw: bytes) -> Response:
+    """`POST /v1/chat/completions` with its body read (also the fast lane's handler)."""
+    return await _completion(gw, raw, "/chat/completions")
+
+
+async def completions_of(gw: Gateway, raw: bytes) -> Response:
+    return await _completion(gw, raw, "/completions")
+
+
+async def _completion(gw: Gateway, raw: bytes, path: str) -> Response:
     try:
-        raw = await request.body()
         body = parse_json_object(raw)
         name = body.get("model")
         if not isinstance(name, str) or not name:

@@ -51,9 +51,13 @@ def gateway_of(request: Request) -> Gateway:
 
 
 async def responses(request: Request) -> Response:
-    gw = gateway_of(request)
+    return await responses_of(gateway_of(request), await request.body())
+
+
+async def responses_of(gw: Gateway, raw: bytes) -> Response:
+    """`POST /v1/responses` with its body read (also the fast lane's handler)."""
     try:
-        parsed = parse_responses_request(parse_json_object(await request.body()))
+        parsed = parse_responses_request(parse_json_object(raw))
         resolved = router.resolve_or_raise(parsed.model, gw.config.models, gw.fleet)
     except APIError as exc:
         RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)

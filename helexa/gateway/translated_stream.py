@@ -11,12 +11,12 @@ bytes differ, so they are parameters here.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway.app import Gateway
 from helexa.gateway.dispatch import RequestMeter, open_upstream
@@ -126,7 +126,7 @@ def _translate_block(
             out.append(dialect.render(translator.finish()))
         else:
             try:
-                chunk = json.loads(data)
+                chunk = fastjson.loads(data)
             except ValueError:
                 continue
             out.append(dialect.render(translator.feed(chunk)))

@@ -149,11 +149,16 @@ class NeuronProcess:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(app: Any, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Run an ASGI app with uvicorn on an ephemeral port of `host`; yields its base URL."""
+async def serve_in_process(
+    app: Any, host: str = "127.0.0.1", *, http: Any = "auto"
+) -> AsyncIterator[str]:
+    """Run an ASGI app with uvicorn on an ephemeral port of `host`; yields its base URL.
+
+    `http` is uvicorn's protocol option (the gateway passes the one `helexa serve` uses).
+    """
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", http=http)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(30):

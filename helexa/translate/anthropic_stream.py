@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from helexa import fastjson
 from helexa.errors import UpstreamError
 from helexa.translate.anthropic_response import reasoning_text
 from helexa.translate.errors import exception_to_anthropic, openai_stream_error_to_anthropic
@@ -51,8 +52,7 @@ def render_sse(events: Iterable[Event]) -> bytes:
 
 
 def _sse_event(name: str, data: Mapping[str, Any]) -> bytes:
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {name}\ndata: {payload}\n\n".encode()
+    return b"event: " + name.encode() + b"\ndata: " + fastjson.dumps(data) + b"\n\n"
 
 
 PING_SSE: bytes = render_sse([ping_event()])

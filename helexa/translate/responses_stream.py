@@ -21,12 +21,12 @@ completion.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from helexa import fastjson
 from helexa.errors import APIError
 from helexa.protocol.openai import ChatCompletionChunk, ToolCallDelta
 from helexa.translate.responses_response import (
@@ -256,7 +256,7 @@ class ResponsesStreamTranslator:
 def render_sse(events: list[Event]) -> bytes:
     """Server-sent events, named by type as OpenAI sends them."""
     return b"".join(
-        f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+        b"event: " + str(event["type"]).encode() + b"\ndata: " + fastjson.dumps(event) + b"\n\n"
         for event in events
     )
 

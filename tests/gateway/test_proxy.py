@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import pytest
 
 from helexa.errors import Overloaded, UpstreamError
-from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, Usage
+from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, Usage, split_events
 from tests.gateway.scripted_upstream import ScriptedUpstream
 
 
@@ -196,3 +196,9 @@ async def test_closing_the_relay_disconnects_the_upstream(
     await relay.aclose()  # what starlette does when the client goes away
     await asyncio.wait_for(scripted_upstream.disconnected.wait(), timeout=5)
     assert scripted_upstream.disconnects == 1
+
+
+@pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n", b"\n\r\n"])
+def test_events_split_at_blank_lines_of_either_newline(end: bytes) -> None:
+    buffer = b"data: 1" + end + b"data: 2" + end + b"data: 3"
+    assert split_events(buffer) == [b"data: 1", b"data: 2", b"data: 3"]
