@@ -59,9 +59,11 @@ def render(results: Results, cells: Sequence[Cell], quick: bool) -> str:
     lines = [
         "## Gateway overhead (scenarios 1, 2 and 6)",
         "",
-        f"Closed-loop clients (bench/loadgen.py, aiohttp), {results.seconds:g} s per run, "
+        "Closed-loop clients (bench/loadgen.py: raw asyncio, one keep-alive connection per "
+        f"client), {results.seconds:g} s per run, "
         f"{results.rounds} interleaved round(s) per cell; stub OpenAI upstream "
-        "(bench/upstream.py: 20 content chunks per stream) in its own process; helexa = "
+        "(bench/upstream.py: a raw asyncio server, 20 content chunks per stream, sent "
+        "chunked) in its own process; helexa = "
         '`helexa serve` with the stub as a `kind = "openai"` neuron; minimal proxy = '
         "starlette + one aiohttp session; LiteLLM = its proxy, 1 worker, no database, no "
         "callbacks. `req/s` is the median round (best round in brackets); latencies are "

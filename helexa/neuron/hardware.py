@@ -58,9 +58,7 @@ class MemoryBudget:
         return tuple(sorted(ranked[:count], key=lambda d: d.index))
 
 
-def discover(
-    max_memory_mb: int = 0, used_mb: Mapping[int, int] | None = None
-) -> HardwareReport:
+def discover(max_memory_mb: int = 0, used_mb: Mapping[int, int] | None = None) -> HardwareReport:
     """Read devices and engine versions now; `max_memory_mb` > 0 caps each device.
 
     `used_mb` is what this neuron's own models hold per device index: under a

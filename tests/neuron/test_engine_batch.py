@@ -10,7 +10,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from helexa.neuron.engine.batch import DecodeBatch, decode_step, keep_rows, merge, prefill
+from helexa.neuron.engine import prefill as prefill_module
+from helexa.neuron.engine.batch import DecodeBatch, decode_step, keep_rows, merge
+from helexa.neuron.engine.prefill import prefill
 
 CPU = torch.device("cpu")
 PROMPTS = [[11, 12, 13], [21, 22, 23, 24, 25, 26, 27, 28], [31, 32, 33, 34, 35]]
@@ -35,9 +37,13 @@ def start(model: Any, prompts: list[list[int]], first: int) -> DecodeBatch:
     return batch
 
 
-def test_padded_prefill_matches_each_prompt_alone(model: Any) -> None:
+@pytest.mark.parametrize("way", ["packed", "padded"])
+def test_prefill_matches_each_prompt_alone(model: Any, way: str) -> None:
+    run = {"packed": prefill_module._prefill_packed, "padded": prefill_module._prefill_padded}
     with torch.inference_mode():
-        batch, logits = prefill(model, PROMPTS, CPU)
+        result = run[way](model, PROMPTS, CPU)
+    assert result is not None
+    batch, logits = result
 
     assert batch.mask is not None and batch.mask.shape == (3, 8)
     assert batch.positions.tolist() == [3, 8, 5]

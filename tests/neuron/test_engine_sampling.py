@@ -18,21 +18,21 @@ def sampler(**fields: object) -> RowSampler:
 def test_greedy_rows_take_the_argmax() -> None:
     rows = [sampler(temperature=0), sampler(temperature=0)]
 
-    assert next_tokens(LOGITS, rows).tolist() == [1, 0]
+    assert next_tokens(LOGITS, rows)[1] == [1, 0]
 
 
 def test_stop_ids_are_suppressed_until_min_new_tokens() -> None:
     held = sampler(temperature=0, min_new_tokens=2, stop_token_ids=frozenset({1}))
     free = sampler(temperature=0, stop_token_ids=frozenset({0}))
 
-    assert next_tokens(LOGITS, [held, free]).tolist() == [3, 0]
+    assert next_tokens(LOGITS, [held, free])[1] == [3, 0]
     held.generated = 2
-    assert next_tokens(LOGITS, [held, free]).tolist() == [1, 0]
+    assert next_tokens(LOGITS, [held, free])[1] == [1, 0]
 
 
 def test_a_seed_fixes_the_draws_whatever_the_neighbours() -> None:
     def draws(rows: list[RowSampler]) -> list[int]:
-        return [int(next_tokens(LOGITS, rows)[0]) for _ in range(20)]
+        return [next_tokens(LOGITS, rows)[1][0] for _ in range(20)]
 
     alone = draws([sampler(seed=5), sampler(temperature=0)])
     with_a_sampling_neighbour = draws([sampler(seed=5), sampler(seed=99)])
@@ -47,8 +47,8 @@ def test_top_k_and_top_p_restrict_the_candidates() -> None:
     top_k = sampler(seed=1, top_k=2)
     top_p = sampler(seed=1, top_p=0.7)  # 0.5 + 0.3 reaches 0.7: tokens 0 and 1 only
 
-    k_draws = {int(next_tokens(logits, [top_k])[0]) for _ in range(200)}
-    p_draws = {int(next_tokens(logits, [top_p])[0]) for _ in range(200)}
+    k_draws = {next_tokens(logits, [top_k])[1][0] for _ in range(200)}
+    p_draws = {next_tokens(logits, [top_p])[1][0] for _ in range(200)}
 
     assert k_draws == {0, 1}
     assert p_draws == {0, 1}
@@ -58,4 +58,21 @@ def test_unseeded_samplers_still_sample() -> None:
     row = sampler(temperature=1.0)
 
     assert row.generator is not None
-    assert 0 <= int(next_tokens(LOGITS[:1], [row])[0]) < 4
+    assert 0 <= next_tokens(LOGITS[:1], [row])[1][0] < 4
+
+
+def test_greedy_rows_with_stop_ids_held_back_match_masking_before_the_argmax() -> None:
+    # The engine takes the argmax first and re-chooses only rows that picked a held-back
+    # stop id; that must equal masking the stop ids first, ties included.
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 4, (64, 12), generator=generator).float()  # many ties
+    stops = frozenset({0, 5})
+    logits[::3, 5] = 10.0  # a stop id is the clear argmax of every third row
+    rows = [sampler(temperature=0, min_new_tokens=1, stop_token_ids=stops) for _ in range(64)]
+
+    chosen, ids = next_tokens(logits, rows)
+
+    expected = logits.clone()
+    expected[:, sorted(stops)] = float("-inf")
+    assert ids == expected.argmax(dim=-1).tolist()
+    assert chosen.tolist() == ids

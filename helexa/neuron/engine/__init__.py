@@ -4,7 +4,8 @@
     loader.py    load(): find weights, check the memory budget, load, measure
     loaded.py    LoadedModel: stream() / close(), the async face
     worker.py    the owner thread: inbox, admission into the batch, delivery
-    batch.py     the left-padded batch KV cache: prefill, step, merge, drop rows
+    batch.py     the left-padded batch KV cache: step, merge, drop rows
+    prefill.py   newcomers' prompts in one forward pass, packed or left-padded
     kv.py        GrowingLayer: cache appends in place instead of torch.cat per token
     threads.py   OpenMP wait policy, set before torch loads
     sampling.py  per-row greedy / temperature / top-k / top-p with own generators

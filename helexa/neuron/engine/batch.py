@@ -6,9 +6,9 @@ the batch is padded on the left, masked out by `mask`, and keeps its own
 plain single-model forward, which keeps the one-sequence case as fast as
 `model.generate`.
 
-New sequences are prefilled as their own small batch and then merged in;
-finished rows are dropped with index_select and fully padded leading
-columns are trimmed away.
+New sequences are prefilled as their own small batch (prefill.py) and then
+merged in; finished rows are dropped with index_select and fully padded
+leading columns are trimmed away.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from helexa.neuron.engine.kv import GrowingLayer, growing_cache
+from helexa.neuron.engine.kv import GrowingLayer
 
 
 @dataclass
@@ -28,7 +28,7 @@ class DecodeBatch:
     """Cache and per-row state of sequences that decode together."""
 
     cache: DynamicCache
-    mask: torch.Tensor | None  # (B, L) long, 0 = padding; None when no row is padded
+    mask: torch.Tensor | None  # (B, L) bool, False = padding; None when no row is padded
     positions: torch.Tensor  # (B,) position id of each row's next token
     last_tokens: torch.Tensor  # (B, 1) the tokens the next step feeds
 
@@ -41,44 +41,15 @@ class DecodeBatch:
         return self.cache.get_seq_length()
 
 
-def prefill(
-    model: Any, prompts: list[list[int]], device: torch.device
-) -> tuple[DecodeBatch, torch.Tensor]:
-    """Run the prompts as one left-padded batch; returns it and last-position logits (B, V).
-
-    `last_tokens` is left empty: the caller samples from the logits and sets it.
-    """
-    longest = max(len(p) for p in prompts)
-    ids = torch.zeros((len(prompts), longest), dtype=torch.long)
-    mask = torch.zeros((len(prompts), longest), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, longest - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-        mask[row, longest - len(prompt) :] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    padded = any(len(p) != longest for p in prompts)
-    cache = growing_cache(model.config)
-    kwargs: dict[str, Any] = {}
-    if padded:
-        kwargs["attention_mask"] = mask
-        kwargs["position_ids"] = (mask.cumsum(dim=-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1, **kwargs)
-    if padded:
-        _zero_padding(cache, mask)
-    positions = mask.sum(dim=-1)
-    batch = DecodeBatch(cache, mask if padded else None, positions, torch.zeros_like(mask[:, :1]))
-    return batch, out.logits[:, -1, :]
-
-
 def decode_step(model: Any, batch: DecodeBatch) -> torch.Tensor:
     """One forward pass for every row; returns last-position logits (B, V)."""
     if batch.mask is None:
         out = model(input_ids=batch.last_tokens, cache=batch.cache, use_cache=True)
     else:
-        ones = batch.mask.new_ones((batch.size, 1))
-        batch.mask = torch.cat([batch.mask, ones], dim=-1)
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((batch.size, 1))], dim=-1)
         out = model(
             input_ids=batch.last_tokens,
-            attention_mask=batch.mask,
+            attention_mask=_step_mask(model, batch.mask),
             position_ids=batch.positions[:, None],
             cache=batch.cache,
             use_cache=True,
@@ -88,6 +59,20 @@ def decode_step(model: Any, batch: DecodeBatch) -> torch.Tensor:
     return logits
 
 
+def _step_mask(model: Any, mask: torch.Tensor) -> torch.Tensor:
+    """The attention mask of a one-token step over padded rows.
+
+    For sdpa, transformers would rebuild exactly this 4D bool view from the 2D mask on
+    every step (the one new query may see every unpadded column: causality holds
+    trivially); handing it over prepared skips that work (about 0.4 ms of a 30 ms
+    8-row step on CPU). Other attention implementations want their own format, so
+    they get the 2D mask.
+    """
+    if model.config._attn_implementation == "sdpa":
+        return mask[:, None, None, :]
+    return mask.long()
+
+
 def merge(running: DecodeBatch, joining: DecodeBatch) -> DecodeBatch:
     """One batch holding the rows of `running` then `joining`, caches right-aligned."""
     length = max(running.length, joining.length)
@@ -95,7 +80,7 @@ def merge(running: DecodeBatch, joining: DecodeBatch) -> DecodeBatch:
     if running.mask is not None or joining.mask is not None or running.length != joining.length:
         mask = torch.cat([_full_mask(running, length), _full_mask(joining, length)])
     theirs = iter(_states(joining.cache))
-    _map_states(  # after the masks: this changes running.length
+    map_states(  # after the masks: this changes running.length
         running.cache,
         lambda mine: torch.cat([_left_pad(mine, length), _left_pad(next(theirs), length)]),
     )
@@ -117,13 +102,34 @@ def keep_rows(batch: DecodeBatch, rows: list[int]) -> DecodeBatch:
         mask = mask[:, start:]
         if bool(mask.all()):
             mask = None
-    _map_states(batch.cache, lambda states: states.index_select(0, index)[:, :, start:, :])
+    map_states(batch.cache, lambda states: states.index_select(0, index)[:, :, start:, :])
     return DecodeBatch(
         cache=batch.cache,
         mask=mask,
         positions=batch.positions.index_select(0, index),
         last_tokens=batch.last_tokens.index_select(0, index),
     )
+
+
+def attention_layers(cache: DynamicCache, require_states: bool = True) -> list[GrowingLayer]:
+    """The cache's layers, refusing kinds (sliding window, linear attention) whose states
+    are not plain (B, H, L, D) tensors that can be padded, merged and sliced."""
+    layers = []
+    for layer in cache.layers:
+        if not isinstance(layer, GrowingLayer) or (
+            require_states and (layer.keys is None or layer.values is None)
+        ):
+            raise TypeError(f"batched decoding needs full-attention layers, not {layer!r}")
+        layers.append(layer)
+    return layers
+
+
+def map_states(cache: DynamicCache, change: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Replace every layer's keys and values by `change` of them (keys first)."""
+    for layer in attention_layers(cache):
+        assert layer.keys is not None and layer.values is not None
+        keys = change(layer.keys)  # keys before values: merge pairs them in this order
+        layer.set_states(keys, change(layer.values))
 
 
 def _left_pad(states: torch.Tensor, length: int) -> torch.Tensor:
@@ -137,40 +143,15 @@ def _full_mask(batch: DecodeBatch, length: int) -> torch.Tensor:
     mask = batch.mask
     if mask is None:
         mask = torch.ones(
-            (batch.size, batch.length), dtype=torch.long, device=batch.positions.device
+            (batch.size, batch.length), dtype=torch.bool, device=batch.positions.device
         )
-    return torch.nn.functional.pad(mask, (length - mask.shape[-1], 0))
-
-
-def _zero_padding(cache: DynamicCache, mask: torch.Tensor) -> None:
-    # Padded query rows can attend to nothing and leave NaN in their keys/values;
-    # a NaN times a zero attention weight is still NaN, so clear them.
-    padding = ~mask[:, None, :, None].to(torch.bool)
-    _map_states(cache, lambda states: states.masked_fill(padding, 0.0))
-
-
-def _attention_layers(cache: DynamicCache) -> list[GrowingLayer]:
-    """The cache's layers, refusing kinds (sliding window, linear attention) whose states
-    are not plain (B, H, L, D) tensors that can be padded, merged and sliced."""
-    layers = []
-    for layer in cache.layers:
-        if not isinstance(layer, GrowingLayer) or layer.keys is None or layer.values is None:
-            raise TypeError(f"batched decoding needs full-attention layers, not {layer!r}")
-        layers.append(layer)
-    return layers
+    return torch.nn.functional.pad(mask, (length - mask.shape[-1], 0), value=False)
 
 
 def _states(cache: DynamicCache) -> list[torch.Tensor]:
-    """Keys then values of each layer, in the order `_map_states` visits them."""
+    """Keys then values of each layer, in the order `map_states` visits them."""
     states = []
-    for layer in _attention_layers(cache):
+    for layer in attention_layers(cache):
         assert layer.keys is not None and layer.values is not None
         states += [layer.keys, layer.values]
     return states
-
-
-def _map_states(cache: DynamicCache, change: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    for layer in _attention_layers(cache):
-        assert layer.keys is not None and layer.values is not None
-        keys = change(layer.keys)  # keys before values: merge pairs them in this order
-        layer.set_states(keys, change(layer.values))

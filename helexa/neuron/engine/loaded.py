@@ -90,7 +90,7 @@ class LoadedModel:
                 yield item
         finally:
             if not ended:
-                self._worker.cancel(sequence.seq_id)
+                self._worker.cancel(sequence)
 
     def close(self) -> None:
         """Stop the owner thread (failing streams still open) and free the weights."""

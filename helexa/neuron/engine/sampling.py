@@ -21,37 +21,58 @@ class RowSampler:
 
     params: SamplingParams
     generator: torch.Generator | None
+    stop_index: torch.Tensor | None = None  # the stop ids on the logits' device, for masking
     generated: int = 0
 
     @classmethod
     def create(cls, params: SamplingParams, device: torch.device) -> RowSampler:
+        stop_index = None
+        if params.stop_token_ids:  # built once: indexing with a list copies it every step
+            stop_index = torch.tensor(sorted(params.stop_token_ids), device=device)
         if params.greedy:
-            return cls(params, None)
+            return cls(params, None, stop_index)
         generator = torch.Generator(device=device)
         if params.seed is None:
             generator.seed()
         else:
             generator.manual_seed(params.seed)
-        return cls(params, generator)
+        return cls(params, generator, stop_index)
 
     @property
     def suppress_stop(self) -> bool:
         """Stop ids are masked out until `min_new_tokens` tokens exist."""
-        return self.generated < self.params.min_new_tokens and bool(self.params.stop_token_ids)
+        return self.generated < self.params.min_new_tokens and self.stop_index is not None
 
 
-def next_tokens(logits: torch.Tensor, rows: Sequence[RowSampler]) -> torch.Tensor:
-    """Token ids (B,) for last-position `logits` (B, V), one row per sampler."""
-    suppressed = [i for i, row in enumerate(rows) if row.suppress_stop]
-    if suppressed:
-        logits = logits.clone()
-        for i in suppressed:
-            logits[i, list(rows[i].params.stop_token_ids)] = float("-inf")
+def next_tokens(logits: torch.Tensor, rows: Sequence[RowSampler]) -> tuple[torch.Tensor, list[int]]:
+    """The next token of each row for last-position `logits` (B, V), one row per sampler.
+
+    Returned twice: as a (B,) tensor on the logits' device (the next step's input) and
+    as ints (for delivery), read back from the device once per step.
+    """
     chosen = logits.argmax(dim=-1)
     for i, row in enumerate(rows):
         if row.generator is not None:
-            chosen[i] = _sample_row(logits[i], row.params, row.generator)
-    return chosen
+            chosen[i] = _sample_row(_allowed(logits[i], row), row.params, row.generator)
+    ids: list[int] = chosen.tolist()
+    # A greedy row whose argmax is a stop id it may not emit yet takes the best other id.
+    # Checked after the argmax instead of masking every row first: when the argmax is not
+    # a stop id it is also the masked argmax (ties go to the lowest index either way), so
+    # the full-vocabulary copy and mask are paid only in the rare step that needs them.
+    for i, row in enumerate(rows):
+        if row.generator is None and row.suppress_stop and ids[i] in row.params.stop_token_ids:
+            best = _allowed(logits[i], row).argmax()
+            chosen[i] = best
+            ids[i] = int(best)
+    return chosen, ids
+
+
+def _allowed(logits: torch.Tensor, row: RowSampler) -> torch.Tensor:
+    """One row's logits (V,) with its stop ids at -inf while they are suppressed."""
+    if not row.suppress_stop:
+        return logits
+    assert row.stop_index is not None  # suppress_stop implies it
+    return logits.index_fill(0, row.stop_index, float("-inf"))
 
 
 def _sample_row(
