@@ -1,11 +1,11 @@
-"""JSON for the per-chunk paths of a stream (orjson: several times the stdlib's speed).
+"""JSON for the gateway's translated dialects (orjson: several times the stdlib's speed).
 
 A translated stream parses every upstream chunk and encodes every event it
 sends; with the stdlib that was about a third of the gateway's work per
-streamed Anthropic request. Used for those chunks and events only, never for
-a client's request body: orjson reads an integer past 64 bits as a float,
-so a re-encoded `seed` could change, and it refuses to encode one at all
-(`dumps` falls back to the stdlib then).
+streamed Anthropic request. `loads` is for what upstreams send (chunks,
+answers), never for a client's request body: orjson reads an integer past
+64 bits as a float, so a re-encoded `seed` could change. `dumps` is safe for
+anything: orjson refuses such an integer, and the stdlib encodes it then.
 
 `dumps` gives compact UTF-8 bytes, as `json.dumps(obj, ensure_ascii=False,
 separators=(",", ":")).encode()` would; `loads` raises ValueError on

@@ -89,7 +89,9 @@ def choose_replica(model_id: str, fleet: FleetState) -> list[ModelLocation]:
         for n in fleet.neurons.values()
         if n.healthy and model_id in n.models and n.models[model_id].servable
     ]
-    return sorted(copies, key=lambda loc: (loc.busy_score, loc.neuron))
+    if len(copies) > 1:  # one copy, the usual case, needs no sort (per request)
+        copies.sort(key=lambda loc: (loc.busy_score, loc.neuron))
+    return copies
 
 
 def loading_on(model_id: str, fleet: FleetState) -> list[str]:

@@ -15,7 +15,6 @@ instead of refused (fit_max_tokens).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
@@ -114,7 +114,7 @@ async def messages_of(gw: Gateway, raw: bytes) -> Response:
         return await _whole(gw, body, parsed.model, stops, meter)
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
-    payload = json.dumps(body).encode()
+    payload = fastjson.dumps(body)
     opened: Opened | None = None
     if router.choose_replica(resolved.model_id, gw.fleet):
         # Loaded: open before answering, so a failure still gets its HTTP status.
@@ -134,7 +134,7 @@ async def _whole(
     neuron: str | None = None
     try:
         opened = await open_upstream(
-            gw, body["model"], CHAT_PATH, json.dumps(body).encode(), stream=False
+            gw, body["model"], CHAT_PATH, fastjson.dumps(body), stream=False
         )
         neuron = opened.target.neuron
         raw = await gw.proxy.read_all(opened, meter.usage)
@@ -142,7 +142,7 @@ async def _whole(
         if status != 200:
             meter.finish(neuron, status)
             return JSONResponse(openai_error_to_anthropic(status, raw), status_code=status)
-        message = translate_response(json.loads(raw), model=client_model, stop_sequences=stops)
+        message = translate_response(fastjson.loads(raw), model=client_model, stop_sequences=stops)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return anthropic_error(exc)
@@ -150,7 +150,8 @@ async def _whole(
         meter.finish(neuron, 502)
         return anthropic_error(UpstreamError(f"upstream answered non-JSON: {exc}"))
     meter.finish(neuron, 200)
-    return JSONResponse(message.model_dump(mode="json", exclude_none=True))
+    answer = fastjson.dumps(message.model_dump(mode="json", exclude_none=True))
+    return Response(answer, media_type="application/json")
 
 
 async def count_tokens(request: Request) -> Response:

@@ -12,15 +12,15 @@ so `previous_response_id` is a 400 (responses_request says why).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
@@ -64,7 +64,7 @@ async def responses_of(gw: Gateway, raw: bytes) -> Response:
         return openai_error(exc)
     body = translate_request(parsed)
     body["model"] = resolved.model_id
-    payload = json.dumps(body).encode()
+    payload = fastjson.dumps(body)
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT)
     ctx = ResponseContext(f"resp_{uuid.uuid4().hex}", int(time.time()), parsed.model, parsed)
     if not parsed.stream:
@@ -93,7 +93,7 @@ async def _whole(
         status = opened.response.status
         if status != 200:
             raise error_from_response(neuron, status, raw)
-        answer = translate_response(json.loads(raw), ctx)
+        answer = translate_response(fastjson.loads(raw), ctx)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return openai_error(exc)
@@ -101,7 +101,7 @@ async def _whole(
         meter.finish(neuron, 502)
         return openai_error(UpstreamError(f"upstream answered unexpectedly: {exc}"))
     meter.finish(neuron, 200)
-    return JSONResponse(answer)
+    return Response(fastjson.dumps(answer), media_type="application/json")
 
 
 ROUTES = [Route("/v1/responses", responses, methods=["POST"])]
