@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helexa.asgi import JSON, send_whole
 from helexa.errors import APIError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MB = 1024 * 1024
@@ -148,20 +149,8 @@ async def read_body(
 
 
 async def _refuse(path: str, send: Send, error: APIError, render: ErrorRenderer) -> None:
-    body = render(path, error)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                # The unread rest of the body makes this connection unusable.
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    # The unread rest of the body makes this connection unusable.
+    await send_whole(send, error.status, render(path, error), [JSON, (b"connection", b"close")])
 
 
 def _too_large(limits: BodyLimits) -> PayloadTooLarge:

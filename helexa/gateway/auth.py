@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from helexa.asgi import JSON, send_whole
 from helexa.config.fleet import GatewayConfig
 from helexa.errors import Unauthorized
 
@@ -72,18 +73,7 @@ async def refuse_unauthorized(scope: Scope, send: Send, keys: Sequence[str]) -> 
         return False
     message = "Missing API key" if presented is None else "Invalid API key"
     body = unauthorized_body(scope["path"], message)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b"Bearer"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_whole(send, 401, body, [JSON, (b"www-authenticate", b"Bearer")])
     return True
 
 

@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from helexa.asgi import send_whole
 from helexa.errors import APIError
 from helexa.gateway.app import Gateway
 from helexa.gateway.auth import refuse_unauthorized
@@ -80,14 +81,4 @@ class GatewayApp(Starlette):
 
 async def _internal_error(path: str, send: Send) -> None:
     body = render_error(path, APIError("internal error in the gateway (see its log)"))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_whole(send, 500, body)

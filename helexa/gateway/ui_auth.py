@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helexa.asgi import send_whole
 from helexa.gateway.auth import key_matches, presented_key
 
 COOKIE = "helexa_ui"
@@ -99,20 +100,20 @@ class UiSessionMiddleware:
                 await self.app({**scope, "headers": headers}, receive, send)
                 return
             if scope["path"] == "/ui":
-                await _send(send, 401, login_page(), [(b"content-type", b"text/html")])
+                await send_whole(send, 401, login_page(), [(b"content-type", b"text/html")])
                 return
         await self.app(scope, receive, send)
 
     async def _sign_in(self, key: str, keys: Sequence[str], send: Send) -> None:
         if not key_matches(key, keys):
-            await _send(send, 401, login_page(), [(b"content-type", b"text/html")])
+            await send_whole(send, 401, login_page(), [(b"content-type", b"text/html")])
             return
         cookie = (
             f"{COOKIE}={session_token(key)}; Path=/; HttpOnly; SameSite=Strict; "
             f"Max-Age={COOKIE_MAX_AGE_S}"
         )
         # 303 to the bare /ui: the key leaves the address bar and the history entry.
-        await _send(send, 303, b"", [(b"location", b"/ui"), (b"set-cookie", cookie.encode())])
+        await send_whole(send, 303, b"", [(b"location", b"/ui"), (b"set-cookie", cookie.encode())])
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -123,14 +124,3 @@ async def _read_body(receive: Receive) -> bytes:
         body += chunk
         if len(body) > MAX_FORM_BYTES or not message.get("more_body"):
             return body[:MAX_FORM_BYTES]
-
-
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,15 @@ from helexa.neuron.config import NeuronConfig
 from helexa.testing.neuron_proc import TINY_MODEL_ID, InProcessNeuron
 
 StartNeuron = Callable[..., Awaitable[InProcessNeuron]]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir: Path) -> Iterator[Any]:
+    """The tiny model in eval mode, straight from transformers (the engine tests' subject)."""
+    from transformers import AutoModelForCausalLM
+
+    loaded: Any = AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True)
+    yield loaded.eval()
 
 
 @pytest.fixture(scope="session")

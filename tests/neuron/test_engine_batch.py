@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
 
 from helexa.neuron.engine import prefill as prefill_module
 from helexa.neuron.engine.batch import DecodeBatch, decode_step, keep_rows, merge
@@ -16,12 +13,6 @@ from helexa.neuron.engine.prefill import prefill
 
 CPU = torch.device("cpu")
 PROMPTS = [[11, 12, 13], [21, 22, 23, 24, 25, 26, 27, 28], [31, 32, 33, 34, 35]]
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir: Path) -> Iterator[Any]:
-    loaded: Any = AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True)
-    yield loaded.eval()
 
 
 def solo_logits(model: Any, prompt: list[int], fed: list[int]) -> torch.Tensor:

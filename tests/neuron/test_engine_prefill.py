@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,6 @@ from helexa.neuron.engine.prefill import prefill
 
 CPU = torch.device("cpu")
 PROMPTS = [[11, 12, 13], [21, 22, 23, 24, 25, 26, 27, 28], [31, 32, 33, 34, 35]]
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model_dir: Path) -> Iterator[Any]:
-    loaded: Any = AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True)
-    yield loaded.eval()
 
 
 def states(batch: DecodeBatch) -> list[torch.Tensor]:
