@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.requests import Request
 
 from helexa.config import Config, NeuronEntry
 from helexa.gateway.auth import ApiKeyMiddleware, open_access_warning
@@ -177,6 +178,12 @@ class Gateway:
             for loc in n.models.values()
         ]
         self.metrics.observe_fleet(neurons, models)
+
+
+def gateway_of(request: Request) -> Gateway:
+    """The gateway a starlette route runs in (set on `app.state` by build_app)."""
+    gw: Gateway = request.app.state.gateway
+    return gw
 
 
 def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:

@@ -11,14 +11,9 @@ from starlette.routing import Route
 from helexa.config import NeuronEntry
 from helexa.errors import APIError, BadRequest, ModelNotFound, NoFeasibleNeuron
 from helexa.gateway import router
-from helexa.gateway.app import Gateway
+from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.decisions import log_decision
 from helexa.gateway.dispatch import openai_error, parse_json_object
-
-
-def gateway_of(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
 
 
 async def health(request: Request) -> Response:

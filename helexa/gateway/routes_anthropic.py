@@ -25,10 +25,9 @@ from starlette.routing import Route
 from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
-from helexa.gateway.app import Gateway
+from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream, parse_json_object
-from helexa.gateway.proxy import Opened
-from helexa.gateway.translated_stream import StreamDialect, translated_stream
+from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.protocol.neuron import TokenizeRequest
 from helexa.translate.anthropic_request import (
     parse_count_tokens_request,
@@ -45,11 +44,6 @@ log = logging.getLogger("helexa.gateway.anthropic")
 DIALECT = "anthropic"
 CHAT_PATH = "/chat/completions"
 STREAM = StreamDialect(render=render_sse, keep_alive=PING_SSE)
-
-
-def gateway_of(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
 
 
 def anthropic_error(exc: APIError) -> JSONResponse:
@@ -115,14 +109,10 @@ async def messages_of(gw: Gateway, raw: bytes) -> Response:
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     payload = fastjson.dumps(body)
-    opened: Opened | None = None
-    if router.choose_replica(resolved.model_id, gw.fleet):
-        # Loaded: open before answering, so a failure still gets its HTTP status.
-        try:
-            opened = await open_upstream(gw, resolved.model_id, CHAT_PATH, payload, stream=True)
-        except APIError as exc:
-            meter.finish(None, exc.status)
-            return anthropic_error(exc)
+    try:
+        opened = await open_if_loaded(gw, resolved.model_id, payload, meter)
+    except APIError as exc:
+        return anthropic_error(exc)
     translator = AnthropicStreamTranslator(parsed.model, stops)
     events = translated_stream(gw, resolved.model_id, payload, translator, STREAM, meter, opened)
     return SSEResponse(events)

@@ -10,15 +10,10 @@ from starlette.routing import Route
 
 from helexa.errors import APIError, BadRequest, ModelNotFound
 from helexa.gateway import catalogue, router
-from helexa.gateway.app import Gateway
+from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.dispatch import RequestMeter, openai_error, parse_json_object, respond
 
 DIALECT = "openai"
-
-
-def gateway_of(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
 
 
 async def list_models(request: Request) -> Response:

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
-from helexa.gateway.app import Gateway
+from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.dispatch import (
     RequestMeter,
     SSEResponse,
@@ -32,8 +32,8 @@ from helexa.gateway.dispatch import (
     parse_json_object,
 )
 from helexa.gateway.neuron_client import error_from_response
-from helexa.gateway.proxy import KEEP_ALIVE, Opened
-from helexa.gateway.translated_stream import StreamDialect, translated_stream
+from helexa.gateway.proxy import KEEP_ALIVE
+from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.translate.responses_request import parse_responses_request, translate_request
 from helexa.translate.responses_response import ResponseContext, translate_response
 from helexa.translate.responses_stream import ResponsesStreamTranslator, render_sse
@@ -43,11 +43,6 @@ log = logging.getLogger("helexa.gateway.responses")
 DIALECT = "responses"
 CHAT_PATH = "/chat/completions"
 STREAM = StreamDialect(render=render_sse, keep_alive=KEEP_ALIVE)
-
-
-def gateway_of(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
 
 
 async def responses(request: Request) -> Response:
@@ -69,14 +64,10 @@ async def responses_of(gw: Gateway, raw: bytes) -> Response:
     ctx = ResponseContext(f"resp_{uuid.uuid4().hex}", int(time.time()), parsed.model, parsed)
     if not parsed.stream:
         return await _whole(gw, resolved.model_id, payload, ctx, meter)
-    opened: Opened | None = None
-    if router.choose_replica(resolved.model_id, gw.fleet):
-        # Loaded: open before answering, so a failure still gets its HTTP status.
-        try:
-            opened = await open_upstream(gw, resolved.model_id, CHAT_PATH, payload, stream=True)
-        except APIError as exc:
-            meter.finish(None, exc.status)
-            return openai_error(exc)
+    try:
+        opened = await open_if_loaded(gw, resolved.model_id, payload, meter)
+    except APIError as exc:
+        return openai_error(exc)
     translator = ResponsesStreamTranslator(ctx)
     events = translated_stream(gw, resolved.model_id, payload, translator, STREAM, meter, opened)
     return SSEResponse(events)

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helexa.gateway import ui_stats
-from helexa.gateway.app import Gateway
+from helexa.gateway.app import gateway_of
 
 # The only files /ui serves: a fixed map, so no path from a request reaches the disk.
 ASSETS = {
@@ -45,7 +45,7 @@ async def static(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     """Per-model totals, req/s and tok/s over the last minute of polls, TTFT percentiles."""
-    gateway: Gateway = request.app.state.gateway
+    gateway = gateway_of(request)
     window: ui_stats.RateWindow = rate_window(request)
     current = ui_stats.totals(gateway.metrics.registry.collect())
     return JSONResponse(ui_stats.summary(window, current, time.time()), headers=NO_STORE)

@@ -18,6 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
+from helexa.gateway import router
 from helexa.gateway.app import Gateway
 from helexa.gateway.dispatch import RequestMeter, open_upstream
 from helexa.gateway.neuron_client import error_from_response
@@ -108,6 +109,24 @@ async def translated_stream(
         if not opening.done():
             opening.cancel()
         meter.finish(neuron, status)
+
+
+async def open_if_loaded(
+    gw: Gateway, model_id: str, payload: bytes, meter: RequestMeter
+) -> Opened | None:
+    """Open the upstream before answering when the model is loaded somewhere.
+
+    A failure then still gets its HTTP status (raised as APIError, already
+    metered, for the route to render in its dialect); None means the model
+    must be waited for, which `translated_stream` does inside the stream.
+    """
+    if not router.choose_replica(model_id, gw.fleet):
+        return None
+    try:
+        return await open_upstream(gw, model_id, CHAT_PATH, payload, stream=True)
+    except APIError as exc:
+        meter.finish(None, exc.status)
+        raise
 
 
 async def _already(opened: Opened) -> Opened:

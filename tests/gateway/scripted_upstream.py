@@ -26,6 +26,7 @@ class Script:
     cut_after: int | None = None  # abort the connection after this many content pieces
     piece_delay: float = 0.0
     hang_after: int | None = None  # stop sending (without closing) after this many pieces
+    set_cookie: str | None = None  # a Set-Cookie header on non-streamed answers
 
 
 class ScriptedUpstream:
@@ -80,15 +81,17 @@ class ScriptedUpstream:
             if not chat:
                 choice = {"index": 0, "text": text}
             usage = {"prompt_tokens": 7, "completion_tokens": len(script.pieces)}
+            cookie = {"Set-Cookie": script.set_cookie} if script.set_cookie else {}
             return web.json_response(
-                {
+                headers=cookie,
+                data={
                     "id": "x",
                     "object": "chat.completion",
                     "model": body["model"],
                     "created": int(time.time()),
                     "choices": [choice | {"finish_reason": "stop"}],
                     "usage": usage | {"total_tokens": 7 + len(script.pieces)},
-                }
+                },
             )
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)

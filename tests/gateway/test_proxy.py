@@ -202,3 +202,18 @@ async def test_closing_the_relay_disconnects_the_upstream(
 def test_events_split_at_blank_lines_of_either_newline(end: bytes) -> None:
     buffer = b"data: 1" + end + b"data: 2" + end + b"data: 3"
     assert split_events(buffer) == [b"data: 1", b"data: 2", b"data: 3"]
+
+
+async def test_a_cookie_one_answer_sets_never_rides_on_another_request(
+    proxy: Proxy, scripted_upstream: ScriptedUpstream
+) -> None:
+    # The session is shared by every client of the gateway: it must keep no cookies.
+    scripted_upstream.script.set_cookie = "session=alice; Path=/"
+    # By name: aiohttp's default jar ignores cookies from bare IP addresses anyway.
+    by_name = Target(
+        "up", scripted_upstream.url.replace("127.0.0.1", "localhost") + "/v1/chat/completions"
+    )
+    for _ in range(2):
+        opened = await proxy.open([by_name], chat_body(False), stream=False)
+        await proxy.read_all(opened, Usage())
+    assert [h.get("Cookie") for h in scripted_upstream.headers] == [None, None]
