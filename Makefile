@@ -7,15 +7,21 @@ TINY := .cache/models/helexa-tiny
 SMALL := .cache/models/helexa-small
 SYSDEPS := .cache/.system-deps
 
-.PHONY: run test lint typecheck bench bench-quick model install clean rpm soak
+.PHONY: run test lint typecheck bench bench-quick model install clean rpm soak lock upgrade
 
-# torch is installed first and pinned: 2.13.0 is a local CPU wheel here (seconds);
-# an unpinned torch would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+LOCK := requirements/lock.txt
+# Where the CPU build of torch that the lock pins is found (this machine kind keeps it on
+# disk; elsewhere the PyTorch CPU index serves it).
+TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*),/opt/wheels,https://download.pytorch.org/whl/cpu/torch/)
+
+# Every installed version comes from the lock (hash-checked, no resolution at install
+# time); the project itself is installed editable without build isolation, so no
+# unlocked setuptools is fetched either. docs/development.md: how the lock is made.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[neuron,dev]'
+	$(BIN)/pip install -q --require-hashes --no-deps --find-links $(TORCH_WHEELS) -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -57,6 +63,22 @@ bench-quick: $(STAMP) $(TINY)/config.json
 soak: $(STAMP) $(TINY)/config.json
 	HF_HUB_OFFLINE=1 HELEXA_SOAK_REQUESTS=20000 HELEXA_SOAK_CLIENTS=64 \
 		$(BIN)/pytest tests/reliability/test_soak.py -p no:cacheprovider --timeout 1800
+
+# The lock: pyproject.toml's ranges resolved for CPython 3.11 on x86-64 Linux, with hashes.
+# `make lock` adds what pyproject.toml gained and keeps every other pin; `make upgrade`
+# moves everything to the newest versions the ranges allow, installs them and runs the
+# suite, so moving forward is one deliberate, tested step.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml requirements/build.in \
+	--extra neuron --extra dev -c requirements/constraints.txt \
+	--generate-hashes --find-links $(TORCH_WHEELS) \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header -q -o $(LOCK)
+
+lock: $(STAMP)
+	$(UV_COMPILE)
+
+upgrade: $(STAMP)
+	$(UV_COMPILE) --upgrade
+	$(MAKE) test
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -7,9 +7,10 @@ write is atomic (temp file in the same directory + os.replace) and keeps the mod
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ import tomlkit
 import tomlkit.exceptions
 from pydantic import BaseModel
 from tomlkit.container import Container
-from tomlkit.items import AoT, Comment, Item, Table, Whitespace
+from tomlkit.items import AoT, Comment, Item, Key, Table, Whitespace
 from tomlkit.toml_document import TOMLDocument
 
 from helexa.config.aliases import is_pattern
@@ -135,7 +136,7 @@ def _pin_edit(name: str, replicas: int | None) -> Edit[ModelsConfig]:
         if entry is None:
             _append_entry(document, "models", {"id": model_id, **values})
         else:
-            _set_values(entry, values)
+            _set_entry_values(document, "models", entry, values)
         count = replicas if replicas is not None else (spec.replicas if spec else 1)
         return f"pinned {model_id} (replicas = {count})"
 
@@ -150,7 +151,7 @@ def _unpin_edit(name: str) -> Edit[ModelsConfig]:
             raise ConfigErrors([ConfigError(f"no model {name!r}", key="models")])
         if not spec.pin:
             return f"{spec.id} is not pinned"  # absent `pin` already means false
-        _set_values(entry, {"pin": False})
+        _set_entry_values(document, "models", entry, {"pin": False})
         return f"unpinned {spec.id}"
 
     return edit
@@ -179,7 +180,7 @@ def _upsert_neuron_edit(name: str, values: Mapping[str, Any]) -> Edit[FleetConfi
         if entry is None:
             _append_entry(document, "neurons", {"name": name, **plain})
             return f"added neuron {name}"
-        _set_values(entry, plain)
+        _set_entry_values(document, "neurons", entry, plain)
         return f"updated neuron {name}"
 
     return edit
@@ -196,32 +197,69 @@ def _entry(document: TOMLDocument, array: str, key: str, value: str) -> Table | 
     return next((t for t in entries.body if t.get(key) == value), None)
 
 
-def _set_values(table: Table, values: Mapping[str, Any]) -> None:
-    for key, value in values.items():
-        if key in table:
-            if table[key] != value:
-                table[key] = value  # tomlkit keeps the key's trailing comment
-        else:
-            _insert_key(table.value, key, value)
+def _set_entry_values(
+    document: TOMLDocument, array: str, entry: Table, values: Mapping[str, Any]
+) -> None:
+    """Set `values` on `entry` of `array`: existing keys in place, new ones after the last key.
 
-
-def _insert_key(container: Container, key: str, value: Any) -> None:
-    """Insert right after the last key, not after comments that introduce what follows.
-
-    tomlkit's own append lands after trailing comments and blank lines (which a reader
-    attributes to the next header) and adds a blank line before sub-tables.
+    tomlkit has no public "insert after": a new key is placed by rebuilding the entry
+    from its items (public Container/Table API) and putting it back in the array.
     """
-    last_key = None
-    last_item = None
-    for item_key, item in container.body:
-        if item_key is not None and not isinstance(item, Table | AoT | Whitespace | Comment):
-            last_key, last_item = item_key, item
-    if last_key is None or last_item is None:
-        container.append(key, value)
+    new_keys: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in entry:
+            if entry[key] != value:
+                entry[key] = value  # tomlkit keeps the key's trailing comment
+        else:
+            new_keys[key] = value
+    if not new_keys:
         return
-    new_item = tomlkit.item(value)
-    new_item.trivia.indent = last_item.trivia.indent
-    container._insert_after(last_key, key, new_item)
+    entries = document[array]
+    assert isinstance(entries, AoT)
+    index = next(i for i, table in enumerate(entries.body) if table is entry)
+    entries[index] = _with_keys(entry, new_keys)
+
+
+def _with_keys(table: Table, values: Mapping[str, Any]) -> Table:
+    """`table` rebuilt with `values` right after its last key, not after the comments and
+    blank lines that introduce what follows (tomlkit's append lands after those, and adds
+    a blank line before sub-tables)."""
+    items = list(table.value.body)
+    last = max(
+        (i for i, (key, item) in enumerate(items) if key is not None and _is_value(item)),
+        default=None,
+    )
+    if last is None:
+        rebuilt = _rebuilt(table, items)
+        for key, value in values.items():
+            rebuilt.append(key, value)
+        return rebuilt
+    indent = items[last][1].trivia.indent
+    added: list[tuple[str | Key | None, Item]] = []
+    for key, value in values.items():
+        item = tomlkit.item(value)
+        item.trivia.indent = indent
+        added.append((key, item))
+    return _rebuilt(table, [*items[: last + 1], *added, *items[last + 1 :]])
+
+
+def _is_value(item: Item) -> bool:
+    return not isinstance(item, Table | AoT | Whitespace | Comment)
+
+
+def _rebuilt(table: Table, items: Sequence[tuple[str | Key | None, Item]]) -> Table:
+    """A copy of `table` (same header, trivia and kind) holding exactly `items`."""
+    container = Container(parsed=True)  # parsed: append adds no formatting of its own
+    for key, item in items:
+        container.append(key, item)
+    return Table(
+        container,
+        copy.copy(table.trivia),
+        table.is_aot_element(),
+        table.is_super_table(),
+        table.name,
+        table.display_name,
+    )
 
 
 def _append_entry(document: TOMLDocument, array: str, values: Mapping[str, Any]) -> None:
@@ -240,7 +278,11 @@ def _append_entry(document: TOMLDocument, array: str, values: Mapping[str, Any])
         document.append(array, tomlkit.aot())
         entries = document[array]
         assert isinstance(entries, AoT)
-    trailer = _detach_trailer(entries.body[-1].value) if entries.body else []
+    trailer: list[Item] = []
+    if entries.body:
+        last, trailer = _split_trailer(entries.body[-1])
+        if trailer:
+            entries[len(entries.body) - 1] = last
     if entries.body and not entries.as_string().endswith("\n\n"):
         table.trivia.indent = "\n"
     for item in trailer:
@@ -250,20 +292,25 @@ def _append_entry(document: TOMLDocument, array: str, values: Mapping[str, Any])
     entries.append(table)
 
 
-def _detach_trailer(container: Container) -> list[Item]:
-    """Remove and return the comments/blank lines ending `container`, from a blank line on."""
-    body = container.body
-    if body and isinstance(body[-1][1], Table):
-        return _detach_trailer(body[-1][1].value)  # a sub-table ends the entry
-    start = len(body)
-    while start > 0 and isinstance(body[start - 1][1], Whitespace | Comment):
+def _split_trailer(table: Table) -> tuple[Table, list[Item]]:
+    """`table` without the comments/blank lines that end it (from a blank line on), and those.
+
+    A sub-table ends the entry when it is last, so the trailer is looked for there.
+    """
+    items = list(table.value.body)
+    key, sub = items[-1] if items else (None, None)
+    if isinstance(sub, Table):
+        rebuilt_sub, trailer = _split_trailer(sub)
+        if not trailer:
+            return table, []
+        return _rebuilt(table, [*items[:-1], (key, rebuilt_sub)]), trailer
+    start = len(items)
+    while start > 0 and isinstance(items[start - 1][1], Whitespace | Comment):
         start -= 1
-    blank = next((i for i in range(start, len(body)) if isinstance(body[i][1], Whitespace)), None)
+    blank = next((i for i in range(start, len(items)) if isinstance(items[i][1], Whitespace)), None)
     if blank is None:
-        return []
-    trailer = [item for _, item in body[blank:]]
-    del body[blank:]  # only unkeyed items: the key index map stays valid
-    return trailer
+        return table, []
+    return _rebuilt(table, items[:blank]), [item for _, item in items[blank:]]
 
 
 def _followed_by_more(document: TOMLDocument, array: str) -> bool:

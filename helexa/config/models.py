@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from helexa.config.aliases import is_pattern, resolve_alias
 from helexa.config.base import Problem, StrictModel, table_entries
@@ -73,24 +74,26 @@ class ModelsConfig(StrictModel):
     # Names clients hard-code -> model id; keys may contain `*`.
     aliases: dict[str, str] = Field(default_factory=dict)
 
-    _by_id: dict[str, ModelSpec] = PrivateAttr(default_factory=dict)
-    _alias_targets: dict[str, str] = PrivateAttr(default_factory=dict)
+    @cached_property
+    def by_id(self) -> dict[str, ModelSpec]:
+        """Entries by id (computed once: the gateway resolves a model per request)."""
+        return {spec.id: spec for spec in self.models}
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._by_id = {spec.id: spec for spec in self.models}
+    @cached_property
+    def alias_targets(self) -> dict[str, str]:
+        """Every alias (per-model `aliases` and the `[aliases]` table) -> model id."""
+        targets: dict[str, str] = {}
         for spec in self.models:
-            self._alias_targets.update(dict.fromkeys(spec.aliases, spec.id))
-        self._alias_targets.update(self.aliases)
+            targets.update(dict.fromkeys(spec.aliases, spec.id))
+        targets.update(self.aliases)
+        return targets
 
     def get(self, model_id: str) -> ModelSpec | None:
-        # Read the private dict directly: pydantic's private-attribute lookup took
-        # ~2.5 us, and the gateway resolves a model per request.
-        by_id: dict[str, ModelSpec] = self.__pydantic_private__["_by_id"]  # type: ignore[index]
-        return by_id.get(model_id)
+        return self.by_id.get(model_id)
 
     def alias_target(self, name: str) -> str | None:
         """The model id an alias (exact, else the most specific pattern) points at."""
-        return resolve_alias(self._alias_targets, name)
+        return resolve_alias(self.alias_targets, name)
 
     def resolve(self, name: str) -> ModelSpec | None:
         """The spec a client's model name means: id, then exact alias, then pattern.
@@ -106,7 +109,7 @@ class ModelsConfig(StrictModel):
 
     def all_aliases(self) -> dict[str, str]:
         """Every alias and pattern (models[].aliases and [aliases]) -> model id."""
-        return dict(self._alias_targets)
+        return dict(self.alias_targets)
 
     @classmethod
     def cross_check(cls, data: Mapping[str, Any], context: Mapping[str, Any]) -> list[Problem]:

@@ -227,3 +227,20 @@ def test_pin_does_not_follow_patterns(models_file: Path) -> None:
     assert added is not None and added.pin
     qwen = models.get("Qwen/Qwen3-8B")
     assert qwen is not None and not qwen.pin
+
+
+def test_pin_after_an_entry_ending_in_a_sub_table_moves_its_trailer_below(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(
+        '[[models]]\nid = "a"\n\n[models.sampling]\ntemperature = 0.5\n\n'
+        "# what follows: aliases\n\n[aliases]\n\"x\" = \"a\"\n"
+    )
+    pin_model(path, "b", context=None)
+    text = path.read_text()
+    assert text.index('id = "b"') < text.index("# what follows: aliases") < text.index("[aliases]")
+    models = load_toml(path, ModelsConfig)
+    assert models.get("a") is not None and models.get("a").sampling.temperature == 0.5  # type: ignore[union-attr]
+    assert [m.id for m in models.models] == ["a", "b"]
+    assert models.alias_target("x") == "a"
