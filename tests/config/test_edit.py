@@ -235,7 +235,7 @@ def test_pin_after_an_entry_ending_in_a_sub_table_moves_its_trailer_below(
     path = tmp_path / "models.toml"
     path.write_text(
         '[[models]]\nid = "a"\n\n[models.sampling]\ntemperature = 0.5\n\n'
-        "# what follows: aliases\n\n[aliases]\n\"x\" = \"a\"\n"
+        '# what follows: aliases\n\n[aliases]\n"x" = "a"\n'
     )
     pin_model(path, "b", context=None)
     text = path.read_text()
