@@ -9,7 +9,7 @@ SYSDEPS := .cache/.system-deps
 
 .PHONY: run test lint typecheck bench bench-quick model install clean rpm soak lock upgrade
 
-LOCK := requirements/lock.txt
+LOCK := requirements.lock
 # Where the CPU build of torch that the lock pins is found (this machine kind keeps it on
 # disk; elsewhere the PyTorch CPU index serves it).
 TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*),/opt/wheels,https://download.pytorch.org/whl/cpu/torch/)

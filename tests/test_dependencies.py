@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parent.parent
-LOCK = REPO / "requirements" / "lock.txt"
+LOCK = REPO / "requirements.lock"
 
 
 def locked() -> dict[str, Version]:
@@ -36,7 +36,7 @@ def test_every_installed_version_is_the_locked_one() -> None:
         for name, version in locked().items()
         if Version(metadata.version(name)) != version
     }
-    assert wrong == {}, "run `make install` (the venv drifted from requirements/lock.txt)"
+    assert wrong == {}, "run `make install` (the venv drifted from requirements.lock)"
 
 
 def test_every_declared_dependency_is_locked_inside_its_range() -> None:
