@@ -62,23 +62,31 @@ async def responses_of(gw: Gateway, raw: bytes) -> Response:
     payload = fastjson.dumps(body)
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT)
     ctx = ResponseContext(f"resp_{uuid.uuid4().hex}", int(time.time()), parsed.model, parsed)
+    hint = router.RoutingHint(session_key=parsed.prompt_cache_key)
     if not parsed.stream:
-        return await _whole(gw, resolved.model_id, payload, ctx, meter)
+        return await _whole(gw, resolved.model_id, payload, ctx, meter, hint)
     try:
-        opened = await open_if_loaded(gw, resolved.model_id, payload, meter)
+        opened = await open_if_loaded(gw, resolved.model_id, payload, meter, hint)
     except APIError as exc:
         return openai_error(exc)
     translator = ResponsesStreamTranslator(ctx)
-    events = translated_stream(gw, resolved.model_id, payload, translator, STREAM, meter, opened)
+    events = translated_stream(
+        gw, resolved.model_id, payload, translator, STREAM, meter, opened, hint
+    )
     return SSEResponse(events)
 
 
 async def _whole(
-    gw: Gateway, model_id: str, payload: bytes, ctx: ResponseContext, meter: RequestMeter
+    gw: Gateway,
+    model_id: str,
+    payload: bytes,
+    ctx: ResponseContext,
+    meter: RequestMeter,
+    hint: router.RoutingHint,
 ) -> Response:
     neuron: str | None = None
     try:
-        opened = await open_upstream(gw, model_id, CHAT_PATH, payload, stream=False)
+        opened = await open_upstream(gw, model_id, CHAT_PATH, payload, stream=False, hint=hint)
         neuron = opened.target.neuron
         raw = await gw.proxy.read_all(opened, meter.usage)
         status = opened.response.status

@@ -241,7 +241,7 @@ class ResponsesStreamTranslator:
                 "response.function_call_arguments.done",
                 item_id=item["id"],
                 output_index=tool.index,
-                name=tool.name,
+                name=item["name"],
                 arguments=tool.arguments,
             ),
             self._event("response.output_item.done", output_index=tool.index, item=item),
