@@ -129,12 +129,19 @@ async def open_if_loaded(
     if not candidates:
         return None
     try:
-        return await open_upstream(
+        opened = await open_upstream(
             gw, model_id, CHAT_PATH, payload, stream=True, candidates=candidates
         )
     except APIError as exc:
         meter.finish(None, exc.status)
         raise
+    if opened.response.status != 200:  # refused (a prompt too long, ...): said as a status
+        neuron, status = opened.target.neuron, opened.response.status
+        raw = await opened.response.read()
+        opened.response.release()
+        meter.finish(neuron, status)
+        raise error_from_response(neuron, status, raw)
+    return opened
 
 
 async def _already(opened: Opened) -> Opened:
