@@ -54,10 +54,10 @@ async def responses_of(gw: Gateway, raw: bytes) -> Response:
     try:
         parsed = parse_responses_request(parse_json_object(raw))
         resolved = router.resolve_or_raise(parsed.model, gw.config.models, gw.fleet)
+        body = translate_request(parsed)  # tool and input rules raise BadRequest too
     except APIError as exc:
         RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)
         return openai_error(exc)
-    body = translate_request(parsed)
     body["model"] = resolved.model_id
     payload = fastjson.dumps(body)
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT)
