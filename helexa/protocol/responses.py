@@ -7,8 +7,9 @@ Tolerant (WireModel) like every wire model: clients send `text`,
 message item may leave `type` out (the API's "easy input message"), so the
 discriminator defaults it to "message". Tools are discriminated the same way:
 `function`, `namespace` (a named group of function tools, as Codex sends its
-sub-agent tools) and any other type, which is a hosted tool (`web_search`,
-`file_search`, ...) that OpenAI runs server-side.
+sub-agent tools), `custom` (a freeform tool whose input is one string, as
+Codex's `apply_patch`) and any other type, which is a hosted tool
+(`web_search`, `file_search`, ...) that OpenAI runs server-side.
 """
 
 from __future__ import annotations
@@ -77,6 +78,23 @@ class FunctionCallOutputItem(WireModel):
     output: str | list[ContentPart]
 
 
+class CustomToolCallItem(WireModel):
+    """A call of a `custom` tool: its input is free text, not JSON arguments."""
+
+    type: Literal["custom_tool_call"] = "custom_tool_call"
+    call_id: str
+    name: str
+    input: str
+    namespace: str | None = None
+    id: str | None = None
+
+
+class CustomToolCallOutputItem(WireModel):
+    type: Literal["custom_tool_call_output"] = "custom_tool_call_output"
+    call_id: str
+    output: str | list[ContentPart]
+
+
 class ReasoningText(WireModel):
     type: Literal["reasoning_text", "summary_text", "text"]
     text: str
@@ -100,6 +118,8 @@ InputItem = Annotated[
     Annotated[MessageItem, Tag("message")]
     | Annotated[FunctionCallItem, Tag("function_call")]
     | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[CustomToolCallItem, Tag("custom_tool_call")]
+    | Annotated[CustomToolCallOutputItem, Tag("custom_tool_call_output")]
     | Annotated[ReasoningItem, Tag("reasoning")],
     Discriminator(_item_type),
 ]
@@ -125,6 +145,16 @@ class NamespaceTool(WireModel):
     tools: list[FunctionTool]
 
 
+class CustomTool(WireModel):
+    """A freeform tool: the model writes its input as text, optionally in a grammar
+    (`format: {"type": "grammar", "syntax": "lark", "definition": ...}`)."""
+
+    type: Literal["custom"]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+
 class HostedTool(WireModel):
     """A tool OpenAI runs itself (`web_search`, `file_search`, `code_interpreter`, ...):
     the fleet cannot, so it is kept out of what the model sees."""
@@ -134,19 +164,20 @@ class HostedTool(WireModel):
 
 def _tool_type(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return kind if kind in ("function", "namespace") else "hosted"
+    return kind if kind in ("function", "namespace", "custom") else "hosted"
 
 
 Tool = Annotated[
     Annotated[FunctionTool, Tag("function")]
     | Annotated[NamespaceTool, Tag("namespace")]
+    | Annotated[CustomTool, Tag("custom")]
     | Annotated[HostedTool, Tag("hosted")],
     Discriminator(_tool_type),
 ]
 
 
 class FunctionToolChoice(WireModel):
-    type: Literal["function"]
+    type: Literal["function", "custom"]
     name: str
 
 
@@ -160,7 +191,7 @@ def _tool_choice_type(value: Any) -> str:
     if isinstance(value, str):
         return "mode"
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return "function" if kind == "function" else "hosted"
+    return "function" if kind in ("function", "custom") else "hosted"
 
 
 ToolChoice = Annotated[

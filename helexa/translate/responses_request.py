@@ -25,6 +25,8 @@ from typing import Any
 from helexa.errors import BadRequest
 from helexa.protocol.responses import (
     ContentPart,
+    CustomToolCallItem,
+    CustomToolCallOutputItem,
     FunctionCallItem,
     FunctionCallOutputItem,
     InputImage,
@@ -34,7 +36,12 @@ from helexa.protocol.responses import (
     Refusal,
     ResponsesRequest,
 )
-from helexa.translate.responses_tools import chat_tool_choice, chat_tools, flat_name
+from helexa.translate.responses_tools import (
+    chat_tool_choice,
+    chat_tools,
+    custom_arguments,
+    flat_name,
+)
 from helexa.translate.thinking import read_reasoning_token
 from helexa.translate.validation import parse_body
 
@@ -97,16 +104,21 @@ def translate_input(request: ResponsesRequest) -> list[OpenAIMessage]:
     for position, item in enumerate(items):
         if isinstance(item, ReasoningItem):
             reasoning.extend(_reasoning_texts(item))
-        elif isinstance(item, FunctionCallItem):
+        elif isinstance(item, FunctionCallItem | CustomToolCallItem):
             name = flat_name(item.namespace, item.name)
+            arguments = (
+                item.arguments
+                if isinstance(item, FunctionCallItem)
+                else custom_arguments(item.input)
+            )
             _assistant_turn(messages, reasoning).setdefault("tool_calls", []).append(
                 {
                     "id": item.call_id,
                     "type": "function",
-                    "function": {"name": name, "arguments": item.arguments},
+                    "function": {"name": name, "arguments": arguments},
                 }
             )
-        elif isinstance(item, FunctionCallOutputItem):
+        elif isinstance(item, FunctionCallOutputItem | CustomToolCallOutputItem):
             output = item.output if isinstance(item.output, str) else _text(item.output, position)
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
         elif item.role in ("system", "developer"):

@@ -4,7 +4,8 @@ Output items, in the order a reasoning model produces them: a `reasoning`
 item (from `reasoning_content`; with `encrypted_content` when the request's
 `include` asks for "reasoning.encrypted_content"), a `message` item with one
 `output_text` part, then one `function_call` item per tool call (a call to a
-flattened namespace member says its `namespace`). finish_reason "length"
+flattened namespace member says its `namespace`; a call to a custom tool is a
+`custom_tool_call` with its `input`). finish_reason "length"
 makes the response `incomplete` with reason `max_output_tokens`. The
 stream translator (responses_stream) builds the same objects, so a
 streamed response's final `response.completed` equals the whole one.
@@ -18,7 +19,7 @@ from typing import Any
 
 from helexa.protocol.openai import ChatCompletion
 from helexa.protocol.responses import ResponsesRequest
-from helexa.translate.responses_tools import ToolNames, tool_names
+from helexa.translate.responses_tools import ToolNames, custom_input, tool_names
 from helexa.translate.thinking import reasoning_token
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
@@ -134,7 +135,17 @@ def message_item(
 def function_call_item(
     ctx: ResponseContext, index: int, call_id: str, name: str, arguments: str, status: str
 ) -> dict[str, Any]:
-    """`name` is what the model called: a flattened namespace member is split back."""
+    """The output item of a tool call; `name` is what the model called: a flattened
+    namespace member is split back, a custom tool's call is a `custom_tool_call`."""
+    if name in ctx.tool_names.custom:
+        return {
+            "type": "custom_tool_call",
+            "id": ctx.item_id("ctc", index),
+            "call_id": call_id,
+            "name": name,
+            "input": custom_input(arguments) if arguments else "",
+            "status": status,
+        }
     namespace, own_name = ctx.tool_names.split(name)
     item: dict[str, Any] = {
         "type": "function_call",

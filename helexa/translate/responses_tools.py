@@ -8,21 +8,29 @@
   a `function_call` with `namespace` and the member's own `name`, the shape
   Codex dispatches on; a `function_call` item sent back with a `namespace`
   is flattened the same way for the model.
-- Hosted tools (`web_search`, `file_search`, `code_interpreter`, ...: any
-  other type) run on OpenAI's servers; the fleet cannot run them, so they are
-  left out of what the model sees. A `tool_choice` forcing one is a 400.
+- `custom` tools (freeform: Codex's `apply_patch` when it talks to a model
+  it knows) become a function with one string parameter, `input`, whose
+  description carries the tool's grammar; a call comes back as a
+  `custom_tool_call` whose `input` is that string, and one sent back is
+  wrapped the same way for the model.
+- Hosted tools (`web_search`, `file_search`, `code_interpreter`,
+  `tool_search`, ...: any other type) run on OpenAI's servers; the fleet
+  cannot run them, so they are left out of what the model sees. A
+  `tool_choice` forcing one is a 400.
 - Two tools that flatten to the same name are a 400 (the model could not
   tell them apart).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from helexa.errors import BadRequest
 from helexa.protocol.responses import (
+    CustomTool,
     FunctionTool,
     HostedToolChoice,
     NamespaceTool,
@@ -31,6 +39,7 @@ from helexa.protocol.responses import (
 )
 
 NAMESPACE_DELIMITER = "__"
+CUSTOM_INPUT = "input"  # the one parameter a custom tool gets as a function
 
 
 def flat_name(namespace: str | None, name: str) -> str:
@@ -46,6 +55,7 @@ class ToolNames:
     """Which flat names stand for a namespace member: flat -> (namespace, name)."""
 
     namespaced: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    custom: frozenset[str] = frozenset()  # names of custom (freeform) tools
 
     def split(self, flat: str) -> tuple[str | None, str]:
         """(namespace, name) of a name the model called; plain names have no namespace."""
@@ -54,11 +64,31 @@ class ToolNames:
 
 def tool_names(tools: list[Tool] | None) -> ToolNames:
     namespaced: dict[str, tuple[str, str]] = {}
+    custom: set[str] = set()
     for tool in tools or []:
         if isinstance(tool, NamespaceTool):
             for member in tool.tools:
                 namespaced[flat_name(tool.name, member.name)] = (tool.name, member.name)
-    return ToolNames(namespaced)
+        elif isinstance(tool, CustomTool):
+            custom.add(tool.name)
+    return ToolNames(namespaced, frozenset(custom))
+
+
+def custom_arguments(text: str) -> str:
+    """The function arguments the model sees for a custom tool's input."""
+    return json.dumps({CUSTOM_INPUT: text}, ensure_ascii=False)
+
+
+def custom_input(arguments: str) -> str:
+    """A custom tool's input from the arguments the model wrote; arguments that are
+    not the expected object are passed on as they are (the tool reports what it got)."""
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return arguments
+    if isinstance(parsed, dict) and isinstance(parsed.get(CUSTOM_INPUT), str):
+        return str(parsed[CUSTOM_INPUT])
+    return arguments
 
 
 def chat_tools(request: ResponsesRequest) -> list[dict[str, Any]]:
@@ -75,6 +105,8 @@ def chat_tools(request: ResponsesRequest) -> list[dict[str, Any]]:
                 (flat_name(tool.name, member.name), member, f"tools.{index}.tools.{sub}")
                 for sub, member in enumerate(tool.tools)
             ]
+        elif isinstance(tool, CustomTool):
+            members = [(tool.name, _as_function(tool), f"tools.{index}")]
         else:
             continue  # hosted: nothing the model can call here
         for name, function, param in members:
@@ -88,6 +120,21 @@ def chat_tools(request: ResponsesRequest) -> list[dict[str, Any]]:
             where[name] = param
             out.append(_chat_function(name, function))
     return out
+
+
+def _as_function(tool: CustomTool) -> FunctionTool:
+    """A custom tool as a function of one string: its grammar, when it has one, is in the
+    parameter's description (the only place a chat model can read it)."""
+    about = "The tool's whole input, as plain text (not JSON)."
+    fmt = tool.format or {}
+    if fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
+        about += f" It must match this {fmt.get('syntax', '')} grammar:\n{fmt['definition']}"
+    schema = {
+        "type": "object",
+        "properties": {CUSTOM_INPUT: {"type": "string", "description": about}},
+        "required": [CUSTOM_INPUT],
+    }
+    return FunctionTool(name=tool.name, description=tool.description, parameters=schema)
 
 
 def _chat_function(name: str, tool: FunctionTool) -> dict[str, Any]:
@@ -109,8 +156,8 @@ def chat_tool_choice(request: ResponsesRequest) -> str | dict[str, Any] | None:
     if isinstance(choice, HostedToolChoice):
         raise BadRequest(
             f"tool_choice: '{choice.type}' is a hosted tool, which this gateway cannot run "
-            "(only function and namespace tools reach the model); use 'auto', 'required', "
-            "or a function",
+            "(only function, namespace and custom tools reach the model); use 'auto', "
+            "'required', or a function",
             param="tool_choice",
         )
     return {"type": "function", "function": {"name": choice.name}}

@@ -118,6 +118,37 @@ async def test_runs_exec_command_and_prints_the_answer_built_from_its_output(
 
 
 @pytest.fixture
+async def aliased(tmp_path: Path, upstream: ToolUpstream) -> AsyncIterator[LoggedGateway]:
+    """The gateway with Codex's own model names mapped to the upstream's model."""
+    fleet = f'[gateway]\napi_keys = ["{API_KEY}"]\n\n' + fleet_toml(upstream)
+    models = f'[aliases]\n"gpt-5*" = "{MODEL}"\n'
+    async with run_logged_gateway(write_configs(tmp_path, fleet, models)) as (url, log):
+        yield LoggedGateway(url, log)
+
+
+async def test_with_a_gpt5_alias_codex_applies_the_models_patch(
+    codex_bin: Path, aliased: LoggedGateway, upstream: ToolUpstream, tmp_path: Path
+) -> None:
+    """Under a name Codex knows, it offers `apply_patch` as a custom (freeform) tool."""
+    patch = "*** Begin Patch\n*** Add File: patched.txt\n+from-helexa\n*** End Patch\n"
+    upstream.script = ToolScript(calls=[ToolCallScript("apply_patch", {"input": patch})])
+    env = codex_env(tmp_path, aliased, "gpt-5.5-codex")
+    result = await run_codex(
+        codex_bin, "add the file", env, tmp_path / "work", "-s", "danger-full-access"
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert (tmp_path / "work" / "patched.txt").read_text() == "from-helexa\n"
+    (tool_message,) = upstream.tool_messages()
+    assert result.stdout.strip() == (FOLLOW_UP_PREFIX + tool_message["content"]).strip()
+    aliased.assert_only_responses()
+    (_, first), (_, second) = aliased.responses_requests()
+    assert {"custom", "web_search"} <= {tool["type"] for tool in first["tools"]}
+    sent_back = [item["type"] for item in second["input"] if item.get("type") != "message"]
+    assert sent_back == ["custom_tool_call", "custom_tool_call_output"]
+    assert all(body["model"] == MODEL for body in upstream.requests)
+
+
+@pytest.fixture
 async def tiny(tmp_path: Path, tiny_model_dir: Path) -> AsyncIterator[LoggedGateway]:
     async with InProcessNeuron.start(neuron_config("a")) as neuron:
         await neuron.load(TINY, tiny_model_dir)

@@ -156,3 +156,50 @@ def test_another_providers_encrypted_reasoning_is_dropped() -> None:
 def test_store_true_is_served_statelessly() -> None:
     out = translate_request(parse_responses_request(first_turn() | {"store": True}))
     assert "store" not in out and out["messages"][-1]["content"] == "say hi"
+
+
+PATCH = "*** Begin Patch\n*** Add File: proof.txt\n+from-helexa\n*** End Patch\n"
+PATCH_TOOL = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "(apply_patch tool)",
+    "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch hunk+"},
+}
+
+
+def test_a_custom_tool_call_goes_out_and_comes_back_as_free_text() -> None:
+    """Codex offers `apply_patch` as a custom (freeform) tool to models it knows."""
+    body = first_turn() | {"stream": False}
+    body["tools"] = [PATCH_TOOL, *body["tools"]]
+    ctx = ResponseContext("resp_p", 1, "gpt-5.5-codex", parse_responses_request(body))
+    arguments = json.dumps({"input": PATCH})
+    call = {
+        "id": "call_p",
+        "type": "function",
+        "function": {"name": "apply_patch", "arguments": arguments},
+    }
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    completion = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+    }
+    (item,) = translate_response(completion, ctx)["output"]
+    assert item == {
+        "type": "custom_tool_call",
+        "id": "ctc_p_0",
+        "call_id": "call_p",
+        "name": "apply_patch",
+        "input": PATCH,
+        "status": "completed",
+    }
+    body["input"] += [
+        {"type": "custom_tool_call", "call_id": "call_p", "name": "apply_patch", "input": PATCH},
+        {"type": "custom_tool_call_output", "call_id": "call_p", "output": "Success."},
+    ]
+    out = translate_request(parse_responses_request(body))
+    assistant, tool = out["messages"][-2:]
+    assert assistant["tool_calls"][0]["function"] == {"name": "apply_patch", "arguments": arguments}
+    assert tool == {"role": "tool", "tool_call_id": "call_p", "content": "Success."}

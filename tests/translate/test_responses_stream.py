@@ -283,3 +283,27 @@ def test_codex_stream_splits_namespaced_calls_and_signs_reasoning() -> None:
     (args_done,) = [e for e in events if e["type"] == "response.function_call_arguments.done"]
     assert args_done["name"] == "wait_agent"
     assert events[-1]["response"]["output"] == done
+
+
+def test_a_custom_tool_call_streams_its_input_whole_at_the_end() -> None:
+    patch_tool = {"type": "custom", "name": "apply_patch"}
+    ctx = ResponseContext(
+        "resp_p",
+        1,
+        "m",
+        parse_responses_request({"model": "m", "input": "x", "tools": [patch_tool]}),
+    )
+    t = ResponsesStreamTranslator(ctx)
+    arguments = json.dumps({"input": "*** Begin Patch\n*** End Patch\n"})
+    events = t.start() + t.feed(tool_delta(0, head=("call_p", "apply_patch")))
+    for piece in (arguments[:7], arguments[7:]):
+        events += t.feed(tool_delta(0, args=piece))
+    events += t.feed(chunk({}, "tool_calls")) + t.finish()
+    assert [e["type"] for e in events[2:]] == [
+        "response.output_item.added",
+        "response.custom_tool_call_input.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert events[2]["item"]["type"] == "custom_tool_call" and events[2]["item"]["input"] == ""
+    assert events[3]["input"] == events[4]["item"]["input"] == "*** Begin Patch\n*** End Patch\n"

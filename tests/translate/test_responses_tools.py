@@ -12,6 +12,8 @@ from helexa.translate.responses_request import parse_responses_request
 from helexa.translate.responses_tools import (
     chat_tool_choice,
     chat_tools,
+    custom_arguments,
+    custom_input,
     flat_name,
     tool_names,
 )
@@ -106,3 +108,36 @@ def test_a_namespace_member_without_a_name_names_the_field() -> None:
     with pytest.raises(BadRequest) as info:
         request(tools=[broken])
     assert info.value.param == "tools.0.tools.0.name"
+
+
+PATCH_TOOL: dict[str, Any] = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Edit files. FREEFORM: not JSON.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch hunk+"},
+}
+
+
+def test_a_custom_tool_is_a_function_of_one_string_with_its_grammar() -> None:
+    (out,) = chat_tools(request(tools=[PATCH_TOOL]))
+    function = out["function"]
+    assert (function["name"], function["description"]) == ("apply_patch", PATCH_TOOL["description"])
+    parameters = function["parameters"]
+    assert parameters["required"] == ["input"] and list(parameters["properties"]) == ["input"]
+    about = parameters["properties"]["input"]["description"]
+    assert "lark grammar" in about and "start: begin_patch hunk+" in about
+    assert tool_names(request(tools=[PATCH_TOOL]).tools).custom == {"apply_patch"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "text"),
+    [
+        ('{"input": "*** Begin Patch\\n"}', "*** Begin Patch\n"),
+        ("not json", "not json"),  # passed on: the tool says what is wrong with it
+        ('{"patch": "x"}', '{"patch": "x"}'),
+    ],
+)
+def test_custom_input_unwraps_the_models_arguments(arguments: str, text: str) -> None:
+    assert custom_input(arguments) == text
+    if text.startswith("***"):
+        assert custom_input(custom_arguments(text)) == text
