@@ -41,3 +41,24 @@ if ! "$CLAUDE_BIN" --version 2>/dev/null | grep -q "^$CLAUDE_CODE_VERSION "; the
     (cd "$NPM_PREFIX/node_modules/@anthropic-ai/claude-code" && node install.cjs)
   "$CLAUDE_BIN" --version >/dev/null
 fi
+
+# The Codex CLI for tests/clients, into the same prefix and pinned the same way. Its
+# native binary comes in an optional per-platform package (@openai/codex-linux-x64, ...)
+# that npm picks. `--version` runs with a throwaway CODEX_HOME so ~/.codex is never touched.
+CODEX_VERSION=0.171.0
+CODEX_BIN="$NPM_PREFIX/node_modules/.bin/codex"
+codex_version() {
+  local home; home="$(mktemp -d)"
+  CODEX_HOME="$home" "$CODEX_BIN" --version 2>/dev/null || true
+  rm -rf "$home"
+}
+if [ "$(codex_version)" != "codex-cli $CODEX_VERSION" ]; then
+  command -v npm >/dev/null 2>&1 || {
+    echo "system-deps: npm is needed for the Codex CLI" >&2; exit 1; }
+  echo "system-deps: installing @openai/codex@$CODEX_VERSION into $NPM_PREFIX"
+  mkdir -p "$NPM_PREFIX"
+  npm install --prefix "$NPM_PREFIX" --no-audit --no-fund --loglevel=error \
+    "@openai/codex@$CODEX_VERSION"
+  [ "$(codex_version)" = "codex-cli $CODEX_VERSION" ] || {
+    echo "system-deps: $CODEX_BIN does not run" >&2; exit 1; }
+fi

@@ -133,12 +133,13 @@ async def open_upstream(
     *,
     stream: bool,
     candidates: list[ModelLocation] | None = None,
+    hint: router.RoutingHint = router.NO_HINT,
 ) -> Opened:
     """Wait for / cold-load the model, then open it with failover (steps 2-5)."""
     started = time.monotonic()
     within = gw.config.fleet.gateway.load_timeout
     if candidates is None:
-        candidates = router.choose_replica(model_id, gw.fleet)
+        candidates = router.choose_replica(model_id, gw.fleet, hint)
     if not candidates:
         candidates = await gw.loader.servable(model_id, within)
         gw.metrics.queue_wait.labels(model_id).observe(time.monotonic() - started)

@@ -18,6 +18,7 @@ import aiohttp
 from helexa.errors import (
     APIError,
     BadRequest,
+    ContextLengthExceeded,
     InsufficientMemory,
     LoadFailed,
     ModelNotFound,
@@ -48,6 +49,7 @@ _ERRORS_BY_CODE: dict[str, type[APIError]] = {
     "model_unloading": ModelUnloading,
     "overloaded": Overloaded,
     "invalid_request": BadRequest,
+    "context_length_exceeded": ContextLengthExceeded,
 }
 
 

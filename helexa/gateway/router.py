@@ -27,6 +27,22 @@ class ResolvedModel:
 
 
 @dataclass(frozen=True)
+class RoutingHint:
+    """What a request says about where it would best run.
+
+    `session_key` names the conversation a request belongs to (the Responses
+    API's `prompt_cache_key`; Codex sends its session id): the turns of one
+    conversation share a growing prefix, so a prefix cache would want them on
+    the same replica. It is carried to `choose_replica` but does not change
+    the order yet (docs/gateway.md, "Routing hints")."""
+
+    session_key: str | None = None
+
+
+NO_HINT = RoutingHint()
+
+
+@dataclass(frozen=True)
 class Route:
     action: RouteAction
     candidates: tuple[ModelLocation, ...] = ()  # "serve": try in this order
@@ -82,8 +98,11 @@ def unmapped_model(name: str, models: ModelsConfig) -> ModelNotFound:
     )
 
 
-def choose_replica(model_id: str, fleet: FleetState) -> list[ModelLocation]:
-    """Loaded copies on healthy neurons: least busy first, ties by neuron name."""
+def choose_replica(
+    model_id: str, fleet: FleetState, hint: RoutingHint = NO_HINT
+) -> list[ModelLocation]:
+    """Loaded copies on healthy neurons: least busy first, ties by neuron name
+    (`hint` is not used for the order yet: RoutingHint says why it is here)."""
     copies = [
         n.models[model_id]
         for n in fleet.neurons.values()

@@ -54,31 +54,39 @@ async def responses_of(gw: Gateway, raw: bytes) -> Response:
     try:
         parsed = parse_responses_request(parse_json_object(raw))
         resolved = router.resolve_or_raise(parsed.model, gw.config.models, gw.fleet)
+        body = translate_request(parsed)  # tool and input rules raise BadRequest too
     except APIError as exc:
         RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)
         return openai_error(exc)
-    body = translate_request(parsed)
     body["model"] = resolved.model_id
     payload = fastjson.dumps(body)
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT)
     ctx = ResponseContext(f"resp_{uuid.uuid4().hex}", int(time.time()), parsed.model, parsed)
+    hint = router.RoutingHint(session_key=parsed.prompt_cache_key)
     if not parsed.stream:
-        return await _whole(gw, resolved.model_id, payload, ctx, meter)
+        return await _whole(gw, resolved.model_id, payload, ctx, meter, hint)
     try:
-        opened = await open_if_loaded(gw, resolved.model_id, payload, meter)
+        opened = await open_if_loaded(gw, resolved.model_id, payload, meter, hint)
     except APIError as exc:
         return openai_error(exc)
     translator = ResponsesStreamTranslator(ctx)
-    events = translated_stream(gw, resolved.model_id, payload, translator, STREAM, meter, opened)
+    events = translated_stream(
+        gw, resolved.model_id, payload, translator, STREAM, meter, opened, hint
+    )
     return SSEResponse(events)
 
 
 async def _whole(
-    gw: Gateway, model_id: str, payload: bytes, ctx: ResponseContext, meter: RequestMeter
+    gw: Gateway,
+    model_id: str,
+    payload: bytes,
+    ctx: ResponseContext,
+    meter: RequestMeter,
+    hint: router.RoutingHint,
 ) -> Response:
     neuron: str | None = None
     try:
-        opened = await open_upstream(gw, model_id, CHAT_PATH, payload, stream=False)
+        opened = await open_upstream(gw, model_id, CHAT_PATH, payload, stream=False, hint=hint)
         neuron = opened.target.neuron
         raw = await gw.proxy.read_all(opened, meter.usage)
         status = opened.response.status

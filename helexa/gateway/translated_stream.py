@@ -63,6 +63,7 @@ async def translated_stream(
     dialect: StreamDialect[E],
     meter: RequestMeter,
     opened: Opened | None,
+    hint: router.RoutingHint = router.NO_HINT,
 ) -> AsyncIterator[bytes]:
     """The whole event stream of one request; `opened` when the upstream is already open."""
     render = dialect.render
@@ -70,7 +71,7 @@ async def translated_stream(
     opening = asyncio.ensure_future(
         _already(opened)
         if opened is not None
-        else open_upstream(gw, model_id, CHAT_PATH, payload, stream=True)
+        else open_upstream(gw, model_id, CHAT_PATH, payload, stream=True, hint=hint)
     )
     neuron: str | None = None
     status: int | str = "client_closed"
@@ -112,7 +113,11 @@ async def translated_stream(
 
 
 async def open_if_loaded(
-    gw: Gateway, model_id: str, payload: bytes, meter: RequestMeter
+    gw: Gateway,
+    model_id: str,
+    payload: bytes,
+    meter: RequestMeter,
+    hint: router.RoutingHint = router.NO_HINT,
 ) -> Opened | None:
     """Open the upstream before answering when the model is loaded somewhere.
 
@@ -120,13 +125,23 @@ async def open_if_loaded(
     metered, for the route to render in its dialect); None means the model
     must be waited for, which `translated_stream` does inside the stream.
     """
-    if not router.choose_replica(model_id, gw.fleet):
+    candidates = router.choose_replica(model_id, gw.fleet, hint)
+    if not candidates:
         return None
     try:
-        return await open_upstream(gw, model_id, CHAT_PATH, payload, stream=True)
+        opened = await open_upstream(
+            gw, model_id, CHAT_PATH, payload, stream=True, candidates=candidates
+        )
     except APIError as exc:
         meter.finish(None, exc.status)
         raise
+    if opened.response.status != 200:  # refused (a prompt too long, ...): said as a status
+        neuron, status = opened.target.neuron, opened.response.status
+        raw = await opened.response.read()
+        opened.response.release()
+        meter.finish(neuron, status)
+        raise error_from_response(neuron, status, raw)
+    return opened
 
 
 async def _already(opened: Opened) -> Opened:

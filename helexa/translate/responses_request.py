@@ -2,14 +2,20 @@
 
 Rules (docs/clients.md has the table):
 - `instructions` and any system/developer message items become ONE leading
-  system message (chat templates reject a system message anywhere else).
+  system message (chat templates reject a system message anywhere else), in
+  the order they came.
 - Items keep their order. function_call items (with a reasoning item and an
   assistant message right before them) form one assistant turn with
   tool_calls; function_call_output items become tool-role messages.
 - A string `input` is one user message.
+- Tools: responses_tools (namespace tools flattened, hosted tools left out).
+- A reasoning item's text is its `content`, else the text inside helexa's own
+  `encrypted_content` (thinking.reasoning_token), else its `summary`; another
+  provider's encrypted reasoning cannot be read and is dropped.
 - Thinking is off unless `reasoning.effort` asks for some (low and up); it
   reaches the chat template as `chat_template_kwargs.enable_thinking`.
 - `previous_response_id` is a 400: the gateway keeps no conversation state.
+  `store` is accepted whatever it says and nothing is stored.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any
 from helexa.errors import BadRequest
 from helexa.protocol.responses import (
     ContentPart,
+    CustomToolCallItem,
+    CustomToolCallOutputItem,
     FunctionCallItem,
     FunctionCallOutputItem,
     InputImage,
@@ -28,6 +36,13 @@ from helexa.protocol.responses import (
     Refusal,
     ResponsesRequest,
 )
+from helexa.translate.responses_tools import (
+    chat_tool_choice,
+    chat_tools,
+    custom_arguments,
+    flat_name,
+)
+from helexa.translate.thinking import read_reasoning_token
 from helexa.translate.validation import parse_body
 
 OpenAIMessage = dict[str, Any]
@@ -51,25 +66,12 @@ def parse_responses_request(body: object) -> ResponsesRequest:
 def translate_request(request: ResponsesRequest) -> dict[str, Any]:
     """The /v1/chat/completions body (a JSON-ready dict) for a Responses request."""
     out: dict[str, Any] = {"model": request.model, "messages": translate_input(request)}
-    if request.tools:
-        out["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.name,
-                    **({"description": tool.description} if tool.description else {}),
-                    "parameters": tool.parameters or {"type": "object", "properties": {}},
-                },
-            }
-            for tool in request.tools
-        ]
-    if request.tool_choice is not None:
-        choice = request.tool_choice
-        out["tool_choice"] = (
-            choice
-            if isinstance(choice, str)
-            else {"type": "function", "function": {"name": choice.name}}
-        )
+    tools = chat_tools(request)
+    if tools:
+        out["tools"] = tools
+    tool_choice = chat_tool_choice(request)
+    if tool_choice is not None:
+        out["tool_choice"] = tool_choice
     if request.parallel_tool_calls is not None:
         out["parallel_tool_calls"] = request.parallel_tool_calls
     if request.max_output_tokens is not None:
@@ -101,16 +103,22 @@ def translate_input(request: ResponsesRequest) -> list[OpenAIMessage]:
     reasoning: list[str] = []  # waits for the assistant turn it belongs to
     for position, item in enumerate(items):
         if isinstance(item, ReasoningItem):
-            reasoning.extend(part.text for part in item.content or item.summary)
-        elif isinstance(item, FunctionCallItem):
+            reasoning.extend(_reasoning_texts(item))
+        elif isinstance(item, FunctionCallItem | CustomToolCallItem):
+            name = flat_name(item.namespace, item.name)
+            arguments = (
+                item.arguments
+                if isinstance(item, FunctionCallItem)
+                else custom_arguments(item.input)
+            )
             _assistant_turn(messages, reasoning).setdefault("tool_calls", []).append(
                 {
                     "id": item.call_id,
                     "type": "function",
-                    "function": {"name": item.name, "arguments": item.arguments},
+                    "function": {"name": name, "arguments": arguments},
                 }
             )
-        elif isinstance(item, FunctionCallOutputItem):
+        elif isinstance(item, FunctionCallOutputItem | CustomToolCallOutputItem):
             output = item.output if isinstance(item.output, str) else _text(item.output, position)
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
         elif item.role in ("system", "developer"):
@@ -124,6 +132,15 @@ def translate_input(request: ResponsesRequest) -> list[OpenAIMessage]:
         raise BadRequest("input: at least one user or assistant item is required", param="input")
     system = "\n\n".join(part for part in system_parts if part)
     return [{"role": "system", "content": system}, *messages] if system else messages
+
+
+def _reasoning_texts(item: ReasoningItem) -> list[str]:
+    if item.content:
+        return [part.text for part in item.content]
+    own = read_reasoning_token(item.encrypted_content) if item.encrypted_content else None
+    if own is not None:
+        return [own]
+    return [part.text for part in item.summary]
 
 
 def _assistant_turn(

@@ -1,8 +1,11 @@
 """OpenAI chat completion -> Responses API response object (pure).
 
 Output items, in the order a reasoning model produces them: a `reasoning`
-item (from `reasoning_content`), a `message` item with one `output_text`
-part, then one `function_call` item per tool call. finish_reason "length"
+item (from `reasoning_content`; with `encrypted_content` when the request's
+`include` asks for "reasoning.encrypted_content"), a `message` item with one
+`output_text` part, then one `function_call` item per tool call (a call to a
+flattened namespace member says its `namespace`; a call to a custom tool is a
+`custom_tool_call` with its `input`). finish_reason "length"
 makes the response `incomplete` with reason `max_output_tokens`. The
 stream translator (responses_stream) builds the same objects, so a
 streamed response's final `response.completed` equals the whole one.
@@ -11,10 +14,15 @@ streamed response's final `response.completed` equals the whole one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from helexa.protocol.openai import ChatCompletion
 from helexa.protocol.responses import ResponsesRequest
+from helexa.translate.responses_tools import ToolNames, custom_input, tool_names
+from helexa.translate.thinking import reasoning_token
+
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 ResponseStatus = str  # "in_progress" | "completed" | "incomplete" | "failed"
 
@@ -31,6 +39,14 @@ class ResponseContext:
     def item_id(self, prefix: str, index: int) -> str:
         """Stable ids per output position: msg_<hex>_1, fc_<hex>_2, ..."""
         return f"{prefix}_{self.id.removeprefix('resp_')}_{index}"
+
+    @cached_property
+    def tool_names(self) -> ToolNames:
+        return tool_names(self.request.tools)
+
+    @cached_property
+    def encrypted_reasoning(self) -> bool:
+        return ENCRYPTED_REASONING in (self.request.include or [])
 
 
 def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
@@ -88,13 +104,16 @@ def _tool_choice(request: ResponsesRequest) -> Any:
 
 
 def reasoning_item(ctx: ResponseContext, index: int, text: str, status: str) -> dict[str, Any]:
-    return {
+    item: dict[str, Any] = {
         "type": "reasoning",
         "id": ctx.item_id("rs", index),
         "summary": [],
         "content": [{"type": "reasoning_text", "text": text}],
         "status": status,
     }
+    if ctx.encrypted_reasoning and status == "completed":
+        item["encrypted_content"] = reasoning_token(text)
+    return item
 
 
 def text_part(text: str) -> dict[str, Any]:
@@ -116,14 +135,29 @@ def message_item(
 def function_call_item(
     ctx: ResponseContext, index: int, call_id: str, name: str, arguments: str, status: str
 ) -> dict[str, Any]:
-    return {
+    """The output item of a tool call; `name` is what the model called: a flattened
+    namespace member is split back, a custom tool's call is a `custom_tool_call`."""
+    if name in ctx.tool_names.custom:
+        return {
+            "type": "custom_tool_call",
+            "id": ctx.item_id("ctc", index),
+            "call_id": call_id,
+            "name": name,
+            "input": custom_input(arguments) if arguments else "",
+            "status": status,
+        }
+    namespace, own_name = ctx.tool_names.split(name)
+    item: dict[str, Any] = {
         "type": "function_call",
         "id": ctx.item_id("fc", index),
         "call_id": call_id,
-        "name": name,
+        "name": own_name,
         "arguments": arguments,
         "status": status,
     }
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def translate_response(completion: dict[str, Any], ctx: ResponseContext) -> dict[str, Any]:

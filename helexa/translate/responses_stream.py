@@ -11,6 +11,9 @@ send. The event grammar (every event carries `sequence_number`, from 0):
                         output_text.done, content_part.done, output_item.done
     per tool call:      output_item.added, function_call_arguments.delta*,
                         function_call_arguments.done, output_item.done
+    per custom tool call: output_item.added, custom_tool_call_input.done,
+                        output_item.done (the model writes the input as JSON
+                        arguments, so it is known whole only at the end)
     response.completed  (response.incomplete after a length cut)
 
 A reasoning or text run ends when output of another kind starts; tool calls
@@ -221,6 +224,8 @@ class ResponsesStreamTranslator:
             events.append(self._event("response.output_item.added", output_index=index, item=item))
         if function is not None and function.arguments:
             tool.arguments += function.arguments
+            if tool.name in self.ctx.tool_names.custom:
+                return events
             events.append(
                 self._event(
                     "response.function_call_arguments.delta",
@@ -236,14 +241,19 @@ class ResponsesStreamTranslator:
             self.ctx, tool.index, tool.call_id, tool.name, tool.arguments, "completed"
         )
         self.items[tool.index] = item
-        return [
-            self._event(
+        where = {"item_id": item["id"], "output_index": tool.index}
+        done = (
+            self._event("response.custom_tool_call_input.done", **where, input=item["input"])
+            if item["type"] == "custom_tool_call"
+            else self._event(
                 "response.function_call_arguments.done",
-                item_id=item["id"],
-                output_index=tool.index,
-                name=tool.name,
+                **where,
+                name=item["name"],
                 arguments=tool.arguments,
-            ),
+            )
+        )
+        return [
+            done,
             self._event("response.output_item.done", output_index=tool.index, item=item),
         ]
 

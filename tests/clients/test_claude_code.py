@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.claude_cli import RequestLog, cli_env, run_claude, run_logged_gateway
+from tests.clients.claude_cli import cli_env, run_claude
+from tests.clients.cli import RequestLog, run_logged_gateway
 from tests.gateway.harness import write_configs
 from tests.gateway.tool_upstream import (
     FOLLOW_UP_PREFIX,

@@ -219,3 +219,17 @@ async def test_an_untranslatable_stream_ends_with_an_error_event(tmp_path: Path)
     last = reply.text.strip().split("\n\n")[-1]
     assert last.startswith("event: error\ndata: ")
     assert json.loads(last.split("data: ", 1)[1])["error"]["type"] == "api_error"
+
+
+async def test_a_streamed_prompt_too_long_for_a_loaded_model_is_a_400(
+    served: RunningGateway,
+) -> None:
+    # The model is loaded, so the upstream is opened before answering: its refusal keeps
+    # its status instead of arriving as an error event inside a 200 stream.
+    with pytest.raises(anthropic.BadRequestError) as info:
+        async with client(served).messages.stream(
+            model=TINY, max_tokens=4, messages=[{"role": "user", "content": "lorem " * 5000}]
+        ) as stream:
+            await stream.get_final_message()
+    assert info.value.status_code == 400
+    assert "context length is 4096" in str(info.value.message)

@@ -11,6 +11,8 @@ from typing import Any
 import openai
 import pytest
 
+from helexa.gateway import router
+from helexa.gateway.state import FleetState, ModelLocation
 from helexa.testing.neuron_proc import InProcessNeuron
 from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 from tests.gateway.scripted_upstream import ScriptedUpstream
@@ -208,3 +210,70 @@ async def test_upstream_cut_mid_stream_fails_the_response(
     error, failed = events[-2:]
     assert error.type == "error" and "failed mid-stream" in error.message
     assert failed.type == "response.failed" and failed.response.status == "failed"
+
+
+CODEX_FIRST_TURN = Path(__file__).parents[1] / "translate" / "codex" / "first_turn.json"
+WAIT_ARGS = {"targets": ["agent-1"]}
+
+
+def codex_body(*, stream: bool) -> dict[str, Any]:
+    """Codex's captured first request (tests/translate/test_responses_codex.py), for AGENT."""
+    body: dict[str, Any] = json.loads(CODEX_FIRST_TURN.read_text())
+    return body | {"model": AGENT, "stream": stream}
+
+
+def sse_events(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_codex_request_calls_a_namespaced_tool(
+    agent: RunningGateway,
+    upstream: ToolUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+    stream: bool,
+) -> None:
+    hints: list[router.RoutingHint] = []
+    choose = router.choose_replica
+
+    def noting_hint(
+        model_id: str, fleet: FleetState, hint: router.RoutingHint = router.NO_HINT
+    ) -> list[ModelLocation]:
+        hints.append(hint)
+        return choose(model_id, fleet, hint)
+
+    monkeypatch.setattr(router, "choose_replica", noting_hint)
+    upstream.script = ToolScript(
+        [ToolCallScript("multi_agent_v1__wait_agent", WAIT_ARGS)], reasoning="wait for it"
+    )
+    body = codex_body(stream=stream)
+    async with agent.http() as http:
+        answer = await http.post("/v1/responses", json=body)
+    assert answer.status_code == 200, answer.text
+    if stream:
+        events = sse_events(answer.text)
+        assert events[-1]["type"] == "response.completed"
+        final = events[-1]["response"]
+        done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+        assert done == final["output"]
+    else:
+        final = answer.json()
+    reasoning, call = final["output"]
+    assert reasoning["encrypted_content"].startswith("helexa-reasoning:v1:")
+    assert (call["namespace"], call["name"]) == ("multi_agent_v1", "wait_agent")
+    assert json.loads(call["arguments"]) == WAIT_ARGS and final["store"] is False
+    # The model saw the namespace flattened and no hosted tool.
+    (sent,) = upstream.requests
+    names = [tool["function"]["name"] for tool in sent["tools"]]
+    assert "multi_agent_v1__wait_agent" in names and "web_search" not in names
+    # prompt_cache_key rode along as the routing hint.
+    assert hints and {h.session_key for h in hints} == {body["prompt_cache_key"]}
+
+
+async def test_forcing_a_hosted_tool_is_a_clear_400(agent: RunningGateway) -> None:
+    body = codex_body(stream=True) | {"tool_choice": {"type": "web_search"}}
+    async with agent.http() as http:
+        answer = await http.post("/v1/responses", json=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "tool_choice" and "hosted tool" in error["message"]

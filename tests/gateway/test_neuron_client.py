@@ -86,3 +86,10 @@ def test_error_envelopes_map_to_the_error_tree() -> None:
     assert "full" in err.message
     assert error_from_response("n", 500, b"not json").status == 500
     assert error_from_response("n", 401, b"{}").status == 502
+    too_long = b'{"error": {"message": "prompt is 9000 tokens", "code": "context_length_exceeded"}}'
+    err = error_from_response("n", 400, too_long)  # clients (Codex) act on this code
+    assert (err.status, err.code, err.type) == (
+        400,
+        "context_length_exceeded",
+        "invalid_request_error",
+    )

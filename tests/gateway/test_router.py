@@ -10,6 +10,7 @@ import pytest
 from helexa.config.models import ModelsConfig
 from helexa.errors import ModelNotFound
 from helexa.gateway.router import (
+    RoutingHint,
     choose_replica,
     is_loading_somewhere,
     loading_on,
@@ -97,6 +98,9 @@ def test_choose_replica_least_busy_first_ties_by_name() -> None:
         d=[model("m", max_in_flight=1)],
     )
     assert [loc.neuron for loc in choose_replica("m", fleet)] == ["d", "a", "c", "b"]
+    # A session key is carried, not yet acted on: the order stays least busy first.
+    hinted = choose_replica("m", fleet, RoutingHint(session_key="0190c0de"))
+    assert [loc.neuron for loc in hinted] == ["d", "a", "c", "b"]
 
 
 def test_choose_replica_skips_unhealthy_and_unservable_copies() -> None:

@@ -39,6 +39,7 @@ class ToolScript:
     calls: list[ToolCallScript] = field(default_factory=list)  # empty: never call a tool
     text: str = "Hello from the scripted upstream."
     lead_text: str = ""  # text sent before the tool calls, in the same turn
+    reasoning: str = ""  # reasoning_content sent before the tool calls (a thinking model)
 
 
 class ToolUpstream:
@@ -79,11 +80,12 @@ class ToolUpstream:
         body = await request.json()
         self.requests.append(body)
         text, calls = self.answer(body)
+        reasoning = self.script.reasoning if calls else ""
         if not body.get("stream"):
-            return web.json_response(_completion(body["model"], text, calls))
+            return web.json_response(_completion(body["model"], text, calls, reasoning))
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        for chunk in _chunks(body["model"], text, calls):
+        for chunk in _chunks(body["model"], text, calls, reasoning):
             await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
         await resp.write(b"data: [DONE]\n\n")
         return resp
@@ -110,8 +112,12 @@ def _call_id(index: int) -> str:
     return f"call_{index}"
 
 
-def _completion(model: str, text: str, calls: list[ToolCallScript]) -> dict[str, Any]:
+def _completion(
+    model: str, text: str, calls: list[ToolCallScript], reasoning: str
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if reasoning:
+        message["reasoning_content"] = reasoning
     if calls:
         message["tool_calls"] = [
             {
@@ -142,13 +148,17 @@ def _usage(text: str, calls: list[ToolCallScript]) -> dict[str, int]:
     }
 
 
-def _chunks(model: str, text: str, calls: list[ToolCallScript]) -> Iterator[dict[str, Any]]:
+def _chunks(
+    model: str, text: str, calls: list[ToolCallScript], reasoning: str
+) -> Iterator[dict[str, Any]]:
     base = {"id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 1, "model": model}
 
     def delta(d: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return base | {"choices": [{"index": 0, "delta": d, "finish_reason": finish}]}
 
     yield delta({"role": "assistant", "content": ""})
+    for start in range(0, len(reasoning), TEXT_PIECE_CHARS):
+        yield delta({"reasoning_content": reasoning[start : start + TEXT_PIECE_CHARS]})
     for start in range(0, len(text), TEXT_PIECE_CHARS):
         yield delta({"content": text[start : start + TEXT_PIECE_CHARS]})
     for n, call in enumerate(calls):

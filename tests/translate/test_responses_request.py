@@ -155,7 +155,8 @@ def test_previous_response_id_is_rejected_with_a_reason() -> None:
     ("body", "param"),
     [
         ({"input": [{"type": "function_call", "name": "f"}]}, "input.0.call_id"),
-        ({"input": "x", "tools": [{"type": "web_search"}]}, "tools.0.type"),
+        ({"input": "x", "tool_choice": {"type": "web_search"}}, "tool_choice"),
+        ({"input": "x", "tools": [{"type": "namespace", "name": "n"}]}, "tools.0.tools"),
         ({"input": []}, "input"),
         (
             {

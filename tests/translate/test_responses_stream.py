@@ -14,6 +14,7 @@ from helexa.errors import UpstreamError
 from helexa.translate.responses_request import parse_responses_request
 from helexa.translate.responses_response import ResponseContext, translate_response
 from helexa.translate.responses_stream import ResponsesStreamTranslator, render_sse
+from helexa.translate.thinking import reasoning_token
 
 CTX = ResponseContext("resp_x", 1, "m", parse_responses_request({"model": "m", "input": "x"}))
 USAGE = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
@@ -245,3 +246,64 @@ def test_a_malformed_chunk_fails_the_response_instead_of_crashing() -> None:
     events = run([chunk({"content": "a"}), {"choices": [{"delta": {"tool_calls": "x"}}]}])
     assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
     assert "malformed" in events[-2]["message"]
+
+
+CODEX_CTX = ResponseContext(
+    "resp_cx",
+    1,
+    "m",
+    parse_responses_request(
+        {
+            "model": "m",
+            "input": "x",
+            "include": ["reasoning.encrypted_content"],
+            "tools": [
+                {
+                    "type": "namespace",
+                    "name": "multi_agent_v1",
+                    "tools": [{"type": "function", "name": "wait_agent"}],
+                }
+            ],
+        }
+    ),
+)
+
+
+def test_codex_stream_splits_namespaced_calls_and_signs_reasoning() -> None:
+    t = ResponsesStreamTranslator(CODEX_CTX)
+    events = t.start() + t.feed(chunk({"reasoning_content": "wait"}))
+    events += t.feed(tool_delta(0, head=("call_1", "multi_agent_v1__wait_agent")))
+    events += t.feed(tool_delta(0, args="{}")) + t.feed(chunk({}, "tool_calls")) + t.finish()
+    added = [e["item"] for e in events if e["type"] == "response.output_item.added"]
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert "encrypted_content" not in added[0]  # the text is not known yet
+    assert done[0]["encrypted_content"] == reasoning_token("wait")
+    for item in (added[1], done[1]):
+        assert (item["namespace"], item["name"]) == ("multi_agent_v1", "wait_agent")
+    (args_done,) = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert args_done["name"] == "wait_agent"
+    assert events[-1]["response"]["output"] == done
+
+
+def test_a_custom_tool_call_streams_its_input_whole_at_the_end() -> None:
+    patch_tool = {"type": "custom", "name": "apply_patch"}
+    ctx = ResponseContext(
+        "resp_p",
+        1,
+        "m",
+        parse_responses_request({"model": "m", "input": "x", "tools": [patch_tool]}),
+    )
+    t = ResponsesStreamTranslator(ctx)
+    arguments = json.dumps({"input": "*** Begin Patch\n*** End Patch\n"})
+    events = t.start() + t.feed(tool_delta(0, head=("call_p", "apply_patch")))
+    for piece in (arguments[:7], arguments[7:]):
+        events += t.feed(tool_delta(0, args=piece))
+    events += t.feed(chunk({}, "tool_calls")) + t.finish()
+    assert [e["type"] for e in events[2:]] == [
+        "response.output_item.added",
+        "response.custom_tool_call_input.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert events[2]["item"]["type"] == "custom_tool_call" and events[2]["item"]["input"] == ""
+    assert events[3]["input"] == events[4]["item"]["input"] == "*** Begin Patch\n*** End Patch\n"
