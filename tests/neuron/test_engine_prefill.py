@@ -128,9 +128,7 @@ def test_padding_is_cleared_on_each_layers_own_device(model: Any) -> None:
 
     prefill_module._zero_padding(cache, mask)  # the mask on the CPU, the layers elsewhere
 
-    assert {s.device.type for s in states(DecodeBatch(cache, mask, mask.sum(-1), mask))} == {
-        "meta"
-    }
+    assert {s.device.type for s in states(DecodeBatch(cache, mask, mask.sum(-1), mask))} == {"meta"}
 
 
 def test_packed_states_are_unpacked_on_each_layers_own_device(model: Any) -> None:

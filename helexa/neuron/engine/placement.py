@@ -124,6 +124,7 @@ def device_map(
     config = AutoConfig.from_pretrained(directory, local_files_only=True)
     with init_empty_weights():
         empty: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
+    empty.tie_weights()  # tied embeddings count once, on one GPU
     placed = infer_auto_device_map(
         empty,
         max_memory={o: limit * MB for o, limit in zip(ordinals, limits_mb, strict=True)},
