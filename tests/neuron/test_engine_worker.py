@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from helexa.neuron.engine.batch import keep_rows, merge
 from helexa.neuron.engine.prefill import prefill
 from helexa.neuron.engine.sampling import RowSampler
 from helexa.neuron.engine.worker import EngineWorker, Sequence
+from helexa.testing.tiny_model import with_sliding_window
 
 BUDGET = MemoryBudget((DeviceBudget(0, "cpu", 16_000),))
 CPU = torch.device("cpu")
@@ -191,13 +190,7 @@ def sliding_engine(
     tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LoadedModel]:
     """The tiny model with every layer a sliding-window layer (as Gemma / Mistral have some)."""
-    directory = tmp_path_factory.mktemp("sliding")
-    for source in tiny_model_dir.iterdir():
-        shutil.copy(source, directory / source.name)
-    config = json.loads((directory / "config.json").read_text())
-    config |= {"layer_types": ["sliding_attention"] * 2, "use_sliding_window": True}
-    config |= {"sliding_window": 8, "max_window_layers": 0}
-    (directory / "config.json").write_text(json.dumps(config))
+    directory = with_sliding_window(tiny_model_dir, tmp_path_factory.mktemp("sliding"))
     loaded = load_model(LoadSpec("sliding", path=directory), BUDGET)
     yield loaded
     loaded.close()
