@@ -205,3 +205,25 @@ async def test_sliding_window_models_serve_concurrent_requests_one_at_a_time(
     together = await asyncio.gather(*(outcome(sliding_engine, p, LONG) for p in prompts))
 
     assert together == alone
+
+
+async def test_a_dead_engine_thread_fails_its_streams_and_refuses_new_ones(
+    engine: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = EngineWorker(engine.model, CPU, engine.max_positions, name="dies")
+
+    def die() -> bool:
+        raise SystemExit  # anything that ends the thread
+
+    monkeypatch.setattr(worker, "_iterate", die)  # from the loop's next pass on
+    running = sequence(1, [5, 6, 7])
+    worker.submit(running)
+    items = [await asyncio.wait_for(running.outbox.get(), 10)]
+    while not isinstance(items[-1], BaseException):
+        items.append(await asyncio.wait_for(running.outbox.get(), 10))
+    await asyncio.to_thread(worker._thread.join, 10)
+
+    assert isinstance(items[-1], GenerationFailed) and "SystemExit" in items[-1].message
+    assert not worker.alive
+    with pytest.raises(GenerationFailed, match="engine thread has stopped"):
+        worker.submit(sequence(2, [5, 6, 7]))

@@ -120,6 +120,8 @@ class EngineWorker:
         with self._submit_lock:
             if self._stopping:
                 raise ModelUnloading("the model is being unloaded")
+            if not self._thread.is_alive():  # died (see _run): nothing would read the inbox
+                raise GenerationFailed("the model's engine thread has stopped")
             pending = self._pending.get(sequence.loop)
             if pending is None:
                 pending = self._pending[sequence.loop] = []
@@ -162,10 +164,9 @@ class EngineWorker:
             with torch.inference_mode():
                 while self._iterate():
                     self.active = len(self._running) + len(self._waiting)
-        except BaseException as exc:  # the thread is ending anyway: no stream may hang on it
+        except BaseException as exc:  # the thread ends (logged here): no stream may hang on it
             log.exception("engine thread died")
             unloaded = _generation_failed(exc)
-            raise
         finally:
             self._fail(self._running + self._waiting, unloaded)
             self._running, self._waiting, self._batch = [], [], None
