@@ -55,6 +55,11 @@ def test_gpus_too_small_are_refused_instead_of_offloading(tiny_model_dir: Path) 
     assert caught.value.status == 507
     with pytest.raises(InsufficientMemory, match="cpu"):
         placement.check_on_gpus({"model.layers.0": 0, "model.layers.1": "cpu"}, [0])
+    # however a GPU is spelled, it is the same GPU
+    spellings = {"a": 0, "b": "1", "c": "cuda:1", "d": torch.device("cuda", 0)}
+    placement.check_on_gpus(spellings, [0, 1])
+    with pytest.raises(InsufficientMemory, match="cuda:2"):
+        placement.check_on_gpus({"a": 0, "b": "cuda:2"}, [0, 1])
 
 
 def test_a_device_map_load_runs_through_accelerate(tiny_model_dir: Path) -> None:

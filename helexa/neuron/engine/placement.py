@@ -137,9 +137,21 @@ def device_map(
 
 def check_on_gpus(placed: Mapping[str, Any], ordinals: Sequence[int]) -> None:
     """Refuse a device map with anything off the chosen GPUs (CPU or disk offload)."""
-    elsewhere = sorted({str(d) for d in placed.values() if d not in ordinals})
+    elsewhere = sorted({str(d) for d in placed.values() if _ordinal(d) not in ordinals})
     if elsewhere:
         raise InsufficientMemory(
             f"the model does not fit on GPU(s) {list(ordinals)} with room for its KV cache "
             f"(it would be offloaded to {', '.join(elsewhere)})"
         )
+
+
+def _ordinal(place: Any) -> int | None:
+    """The CUDA ordinal a device-map value names (0, "0", "cuda:0", torch.device), else None."""
+    if isinstance(place, int):
+        return place
+    text = str(place)
+    if text.isdigit():
+        return int(text)
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return int(text[5:])
+    return None
