@@ -1,6 +1,11 @@
 """The bridge from an API load request to the engine: budget, spec, tokenizer-only loads.
 
 Both functions block (disk, torch); callers run them with asyncio.to_thread.
+
+Loads run one at a time per process: each reads the free memory, checks the
+weights fit and allocates them; two at once would pass the check on the same
+reading and both allocate, and one's measured footprint would include the
+other's weights.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from helexa.neuron.engine.spec import LoadSpec
 from helexa.neuron.hardware import discover, memory_budget
 from helexa.neuron.registry import Loader, ServingModel
 from helexa.protocol.neuron import LoadRequest
+
+_one_load_at_a_time = threading.Lock()
 
 
 def load_spec(request: LoadRequest, config: NeuronConfig) -> LoadSpec:
@@ -42,12 +49,19 @@ def engine_loader(
     """
 
     def load_model(request: LoadRequest) -> ServingModel:
-        from helexa.neuron.engine.loader import load  # torch imported at the first load
+        # torch is imported at the first load
+        from helexa.neuron.engine import loader, placement
 
-        report = discover(config.devices.max_memory_mb, used_mb() if used_mb else None)
-        budget = memory_budget(report.devices, config.devices.reserve_mb)
-        model: ServingModel = load(load_spec(request, config), budget)
-        return model
+        with _one_load_at_a_time:
+            report = discover(
+                config.devices.max_memory_mb,
+                used_mb() if used_mb else None,
+                reclaimable_mb=placement.reclaimable_mb(),
+                gpus_when_nvml_fails=placement.torch_devices,
+            )
+            budget = memory_budget(report.devices, config.devices.reserve_mb)
+            model: ServingModel = loader.load(load_spec(request, config), budget)
+            return model
 
     return load_model
 

@@ -136,7 +136,9 @@ class Registry:
     # --- reading ---------------------------------------------------------
 
     def infos(self) -> list[ModelInfo]:
-        return [e.info() for e in self._entries.values()]
+        # A snapshot first: the loader thread reads this (memory_by_device) while the
+        # event loop may add or remove entries; copying the dict's values is atomic.
+        return [e.info() for e in list(self._entries.values())]
 
     def memory_by_device(self) -> dict[int, int]:
         """MB held by this neuron's models per device index (spread evenly over a model's)."""

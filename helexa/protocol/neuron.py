@@ -25,6 +25,7 @@ class Device(WireModel):
     memory_total_mb: int
     memory_free_mb: int
     compute_capability: str | None = None
+    uuid: str | None = None  # GPUs: NVML's UUID, which the engine maps to torch's ordinal
 
 
 class EngineInfo(WireModel):
@@ -33,6 +34,7 @@ class EngineInfo(WireModel):
     cuda: str | None = None
     driver: str | None = None
     nvml: str | None = None  # why NVML is absent, when it is ("not installed", "no GPU", ...)
+    cuda_problem: str | None = None  # NVML and torch's CUDA disagree (once torch is loaded)
 
 
 class Discovery(WireModel):

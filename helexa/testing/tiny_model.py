@@ -7,7 +7,11 @@ Qwen3's special/added tokens and a Qwen3-style chat template. Nothing is
 downloaded; rebuilding gives byte-identical files (fixed seeds, sorted JSON,
 no timestamps).
 
-    python -m helexa.testing.tiny_model DIR [--size tiny|small]
+    python -m helexa.testing.tiny_model DIR [--size tiny|small|medium]
+
+`with_sliding_window(model_dir, out_dir)` copies a built model with every
+layer a sliding-window layer (how Gemma, Mistral-family and gpt-oss models
+have some of theirs).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ SIZES: dict[str, ModelSize] = {
     # ~28M parameters: big enough that batching and GPU work show in benchmarks.
     # float32 like tiny: on CPU bfloat16 decodes ~3x slower (dtype="bfloat16" on a GPU).
     "small": ModelSize(8192, 512, 1408, 8, 8, 4, 64, 8192, 12000, "float32"),
+    # ~290M parameters in bfloat16: the GPU check's model (real-size layers, quick to build).
+    "medium": ModelSize(8192, 1024, 2816, 24, 16, 8, 64, 8192, 12000, "bfloat16"),
 }
 
 
@@ -317,6 +323,20 @@ def _make_readable(directory: Path) -> None:
     directory.chmod(0o755)
     for path in directory.iterdir():
         path.chmod(0o644)
+
+
+def with_sliding_window(model_dir: Path, out_dir: Path, window: int = 8) -> Path:
+    """A copy of `model_dir` whose layers all attend over a sliding window of `window`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for source in model_dir.iterdir():
+        if source.is_file():
+            shutil.copy(source, out_dir / source.name)
+    config = json.loads((out_dir / "config.json").read_text())
+    layers = int(config["num_hidden_layers"])
+    config |= {"layer_types": ["sliding_attention"] * layers, "use_sliding_window": True}
+    config |= {"sliding_window": window, "max_window_layers": 0}
+    _write_json(out_dir / "config.json", config)
+    return out_dir
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

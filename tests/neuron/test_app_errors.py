@@ -164,3 +164,37 @@ async def test_bearer_token_guards_every_route_but_health(
         await rogue.chat.completions.create(**chat_body(max_tokens=2))
     reply = await live.openai().chat.completions.create(**chat_body(max_tokens=2))
     assert reply.choices[0].finish_reason in ("stop", "length")
+
+
+async def test_a_batch_failure_mid_stream_is_an_error_event_and_the_model_keeps_serving(
+    neuron: InProcessNeuron, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helexa.neuron.engine import worker
+    from helexa.neuron.engine.batch import merge
+
+    calls: list[int] = []
+
+    def merge_fails_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("merge broke")
+        return merge(*args)
+
+    monkeypatch.setattr(worker, "merge", merge_fails_once)
+    long = chat_body(stream=True, max_tokens=400, min_tokens=400, ignore_eos=True)
+    frames: list[str] = []
+    async with neuron.http() as client:
+        async with client.stream("POST", "/v1/chat/completions", json=long) as streaming:
+            lines = streaming.aiter_lines()
+            async for line in lines:  # running alone: the next request is merged in
+                if line.startswith("data: {"):
+                    break
+            joining = await client.post("/v1/chat/completions", json=chat_body(max_tokens=4))
+            frames = [line async for line in lines if line.startswith("data: ")]
+        after = await client.post("/v1/chat/completions", json=chat_body(max_tokens=4))
+        health = await client.get("/health")
+
+    assert joining.status_code == 500
+    assert _envelope(joining.json())["code"] == "generation_failed"
+    assert '"code":"generation_failed"' in frames[-1] and "merge broke" in frames[-1]
+    assert (after.status_code, health.status_code) == (200, 200)

@@ -20,6 +20,7 @@ from helexa.neuron.engine import (
     load,
     weights_bytes,
 )
+from helexa.neuron.engine import loader as loader_module
 from helexa.neuron.engine.loader import resolve_dtype
 
 ROOMY = MemoryBudget((DeviceBudget(0, "cpu", 16_000),))
@@ -133,3 +134,50 @@ def test_torch_threads_knob(monkeypatch: pytest.MonkeyPatch) -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(original)
+
+
+def test_a_failed_load_frees_the_model_while_its_error_is_still_held(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[weakref.ref[object]] = []
+
+    def measure_then_fail(model: object, *args: object) -> int:
+        seen.append(weakref.ref(model))
+        raise RuntimeError("measuring failed")
+
+    monkeypatch.setattr(loader_module, "_footprint_mb", measure_then_fail)
+
+    with pytest.raises(LoadFailed, match="measuring failed") as caught:
+        load(LoadSpec("tiny", path=tiny_model_dir), ROOMY)
+
+    gc.collect()
+    assert caught.value.status == 500  # the error (and its traceback) still held here...
+    assert seen and seen[0]() is None  # ...but not the half-loaded model
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB"),
+        # transformers' weight conversion re-raises the allocation failure as its own error
+        RuntimeError("Error while converting weights: CUDA error: out of memory"),
+    ],
+)
+def test_out_of_memory_while_loading_is_insufficient_memory(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    def allocation_fails(*args: object, **kwargs: object) -> None:
+        try:
+            raise error
+        except Exception as exc:
+            raise ValueError("loading the checkpoint failed") from exc
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", allocation_fails)
+
+    with pytest.raises(InsufficientMemory) as caught:
+        load(LoadSpec("tiny", path=tiny_model_dir), ROOMY)
+
+    assert caught.value.status == 507
+    assert "out of memory" in caught.value.message

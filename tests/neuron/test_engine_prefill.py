@@ -110,3 +110,31 @@ def test_eager_attention_packs_with_its_own_mask_format_and_decodes_with_the_2d_
         for row, prompt in enumerate(PROMPTS):
             alone = eager(input_ids=torch.tensor([[*prompt, 7 + row]])).logits[0, -1]
             torch.testing.assert_close(logits[row], alone)
+
+
+def cache_on(model: Any, device: str, shape: tuple[int, ...]) -> Any:
+    """A cache whose layers sit on `device` (meta stands in for a second GPU)."""
+    from helexa.neuron.engine.kv import growing_cache
+
+    cache = growing_cache(model.config)
+    for layer in cache.layers:
+        layer.set_states(torch.zeros(shape, device=device), torch.zeros(shape, device=device))
+    return cache
+
+
+def test_padding_is_cleared_on_each_layers_own_device(model: Any) -> None:
+    cache = cache_on(model, "meta", (2, 2, 5, 32))
+    mask = torch.tensor([[False, False, True, True, True], [True] * 5])
+
+    prefill_module._zero_padding(cache, mask)  # the mask on the CPU, the layers elsewhere
+
+    assert {s.device.type for s in states(DecodeBatch(cache, mask, mask.sum(-1), mask))} == {"meta"}
+
+
+def test_packed_states_are_unpacked_on_each_layers_own_device(model: Any) -> None:
+    cache = cache_on(model, "meta", (1, 2, 5, 32))
+
+    batch = prefill_module._unpack(cache, [2, 3], CPU)
+
+    assert [tuple(s.shape) for s in states(batch)] == [(2, 2, 3, 32)] * 4
+    assert {s.device.type for s in states(batch)} == {"meta"}

@@ -7,12 +7,11 @@ import torch
 from helexa.neuron.engine.sampling import RowSampler, next_tokens
 from helexa.neuron.engine.spec import SamplingParams
 
-CPU = torch.device("cpu")
 LOGITS = torch.tensor([[0.0, 3.0, 1.0, 2.0], [5.0, 0.0, 0.0, 4.0]])
 
 
 def sampler(**fields: object) -> RowSampler:
-    return RowSampler.create(SamplingParams(max_new_tokens=8, **fields), CPU)  # type: ignore[arg-type]
+    return RowSampler.create(SamplingParams(max_new_tokens=8, **fields))  # type: ignore[arg-type]
 
 
 def test_greedy_rows_take_the_argmax() -> None:
@@ -57,8 +56,8 @@ def test_top_k_and_top_p_restrict_the_candidates() -> None:
 def test_unseeded_samplers_still_sample() -> None:
     row = sampler(temperature=1.0)
 
-    assert row.generator is not None
     assert 0 <= next_tokens(LOGITS[:1], [row])[1][0] < 4
+    assert row.generator is not None
 
 
 def test_greedy_rows_with_stop_ids_held_back_match_masking_before_the_argmax() -> None:
@@ -76,3 +75,13 @@ def test_greedy_rows_with_stop_ids_held_back_match_masking_before_the_argmax() -
     expected[:, sorted(stops)] = float("-inf")
     assert ids == expected.argmax(dim=-1).tolist()
     assert chosen.tolist() == ids
+
+
+def test_create_touches_no_device_and_the_first_step_prepares_on_the_logits_device() -> None:
+    row = sampler(seed=3, stop_token_ids=frozenset({2}))
+    assert (row.generator, row.stop_index) == (None, None)  # nothing made on the event loop
+
+    next_tokens(LOGITS, [row, sampler(temperature=0)])
+
+    assert row.stop_index is not None and row.stop_index.device == LOGITS.device
+    assert row.generator is not None and row.generator.device == LOGITS.device

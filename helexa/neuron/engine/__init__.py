@@ -7,7 +7,9 @@
     batch.py     the left-padded batch KV cache: step, merge, drop rows
     prefill.py   newcomers' prompts in one forward pass, packed or left-padded
     kv.py        GrowingLayer: cache appends in place instead of torch.cat per token
-    threads.py   OpenMP wait policy, set before torch loads
+    threads.py   OpenMP wait policy and CUDA device order, set before torch loads
+    placement.py GPUs by UUID, the multi-GPU device map (no CPU/disk offload)
+    oom.py       out of memory recognised in any form; cached memory handed back
     sampling.py  per-row greedy / temperature / top-k / top-p with own generators
 
 Contract: docs/architecture.md "neuron engine".

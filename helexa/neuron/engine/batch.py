@@ -9,6 +9,11 @@ plain single-model forward, which keeps the one-sequence case as fast as
 New sequences are prefilled as their own small batch (prefill.py) and then
 merged in; finished rows are dropped with index_select and fully padded
 leading columns are trimmed away.
+
+A model split over GPUs keeps each layer's cache on that layer's GPU, the
+mask and positions on the input device and the sampled tokens on the output
+device: every index or mask applied to a tensor is first put on that
+tensor's device (`PerDevice`), once per device and operation.
 """
 
 from __future__ import annotations
@@ -94,21 +99,37 @@ def merge(running: DecodeBatch, joining: DecodeBatch) -> DecodeBatch:
 
 def keep_rows(batch: DecodeBatch, rows: list[int]) -> DecodeBatch:
     """The batch restricted to `rows` (in that order), leading all-padding columns trimmed."""
-    index = torch.tensor(rows, dtype=torch.long, device=batch.positions.device)
-    mask = batch.mask.index_select(0, index) if batch.mask is not None else None
+    index = PerDevice(torch.tensor(rows, dtype=torch.long, device=batch.positions.device))
+    mask = batch.mask.index_select(0, index.on(batch.mask)) if batch.mask is not None else None
     start = 0
     if mask is not None:
         start = int(mask.any(dim=0).long().argmax())
         mask = mask[:, start:]
         if bool(mask.all()):
             mask = None
-    map_states(batch.cache, lambda states: states.index_select(0, index)[:, :, start:, :])
+    map_states(
+        batch.cache, lambda states: states.index_select(0, index.on(states))[:, :, start:, :]
+    )
     return DecodeBatch(
         cache=batch.cache,
         mask=mask,
-        positions=batch.positions.index_select(0, index),
-        last_tokens=batch.last_tokens.index_select(0, index),
+        positions=batch.positions.index_select(0, index.on(batch.positions)),
+        last_tokens=batch.last_tokens.index_select(0, index.on(batch.last_tokens)),
     )
+
+
+class PerDevice:
+    """One index or mask, copied to each device that asks for it (once per device)."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self._copies = {tensor.device: tensor}
+
+    def on(self, target: torch.Tensor) -> torch.Tensor:
+        """The tensor on `target`'s device."""
+        copy = self._copies.get(target.device)
+        if copy is None:
+            copy = self._copies[target.device] = next(iter(self._copies.values())).to(target.device)
+        return copy
 
 
 def attention_layers(cache: DynamicCache, require_states: bool = True) -> list[GrowingLayer]:

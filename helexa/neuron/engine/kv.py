@@ -79,3 +79,8 @@ def _buffer(states: torch.Tensor, capacity: int) -> torch.Tensor:
     buffer = states.new_empty((batch, heads, capacity, dim))
     buffer[:, :, :length, :] = states
     return buffer
+
+
+def batchable(config: Any) -> bool:
+    """Whether every cache layer of `config` is full attention (can be padded and merged)."""
+    return all(isinstance(layer, GrowingLayer) for layer in growing_cache(config).layers)

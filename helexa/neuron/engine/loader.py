@@ -1,24 +1,32 @@
 """Loading a model: find the weights, check they fit, load, measure the real footprint.
 
 Blocking by design: the caller runs `load` in a worker thread. Any failure
-after allocation started frees what was allocated before raising.
+after allocation started frees what was allocated before raising: the
+failure's traceback frames are cleared first, since they still reference the
+half-loaded model. Out of memory, in whatever form it arrives, is a 507.
+
+GPUs are addressed by torch's ordinal, found from the budget's NVML UUIDs
+(placement.py); a multi-GPU map that would offload to CPU or disk is refused.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
 import time
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil
 import torch
 
-from helexa.errors import InsufficientMemory, LoadFailed, ModelNotFound
+from helexa.errors import APIError, InsufficientMemory, LoadFailed, ModelNotFound
+from helexa.neuron.engine import placement
 from helexa.neuron.engine.loaded import LoadedModel
+from helexa.neuron.engine.oom import free_cached_memory, is_out_of_memory
 from helexa.neuron.engine.spec import LoadSpec
 from helexa.neuron.hardware import DeviceBudget, MemoryBudget
 
@@ -38,16 +46,23 @@ def load(spec: LoadSpec, budget: MemoryBudget) -> LoadedModel:
     directory = resolve_directory(spec)
     devices = _choose_devices(spec, budget)
     _check_fits(spec, directory, devices)
-    dtype = resolve_dtype(spec.dtype, devices)
+    ordinals = placement.cuda_ordinals(devices)  # [] on the CPU
+    dtype = resolve_dtype(spec.dtype, devices, ordinals)
     before = _used_bytes(devices)
     model: Any = None
+    failure: APIError
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(
-            directory, dtype=dtype, local_files_only=True, **_placement(devices)
+            directory,
+            dtype=dtype,
+            local_files_only=True,
+            **_placement(directory, dtype, devices, ordinals),
         )
+        if ordinals:
+            placement.check_on_gpus(getattr(model, "hf_device_map", None) or {}, ordinals)
         model.eval()
         memory_mb = _footprint_mb(model, devices, before)
         return LoadedModel(
@@ -65,10 +80,30 @@ def load(spec: LoadSpec, budget: MemoryBudget) -> LoadedModel:
         )
     except Exception as exc:
         model = None
-        _release(devices)
-        if isinstance(exc, torch.OutOfMemoryError):
-            raise InsufficientMemory(f"{spec.model_id}: out of memory while loading") from exc
-        raise LoadFailed(f"{spec.model_id}: {type(exc).__name__}: {exc}") from exc
+        failure = _load_failure(spec, exc)
+        log.warning("load of %s failed", spec.model_id, exc_info=True)
+        _clear_frames(exc)
+    # Outside the except block, so no live traceback pins the half-loaded model.
+    free_cached_memory()
+    raise failure
+
+
+def _load_failure(spec: LoadSpec, exc: Exception) -> APIError:
+    if isinstance(exc, APIError):
+        return exc
+    if is_out_of_memory(exc):  # also as a RuntimeError from transformers' weight conversion
+        return InsufficientMemory(f"{spec.model_id}: out of memory while loading: {exc}")
+    return LoadFailed(f"{spec.model_id}: {type(exc).__name__}: {exc}")
+
+
+def _clear_frames(exc: BaseException) -> None:
+    """Drop the locals of the failed call's frames (and of its causes')."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 def configure_torch_threads(threads: int | None = None) -> None:
@@ -116,13 +151,17 @@ def weights_bytes(directory: Path) -> int:
     return sum(f.stat().st_size for f in files)
 
 
-def resolve_dtype(name: str, devices: tuple[DeviceBudget, ...]) -> torch.dtype:
-    """auto: bf16 on GPUs with compute capability >= 8.0, fp16 on older ones, fp32 on CPU."""
+def resolve_dtype(
+    name: str, devices: tuple[DeviceBudget, ...], ordinals: Sequence[int] | None = None
+) -> torch.dtype:
+    """auto: bf16 on GPUs with compute capability >= 8.0, fp16 on older ones, fp32 on CPU.
+    `ordinals` are the GPUs' torch ordinals (default: their indexes)."""
     if name != "auto":
         return {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(name, torch.float32)
     if not devices or devices[0].kind == "cpu":
         return torch.float32
-    capabilities = [torch.cuda.get_device_capability(d.index) for d in devices]
+    ordinals = ordinals or [d.index for d in devices]
+    capabilities = [torch.cuda.get_device_capability(o) for o in ordinals]
     return torch.bfloat16 if min(capabilities) >= (8, 0) else torch.float16
 
 
@@ -147,31 +186,29 @@ def _check_fits(spec: LoadSpec, directory: Path, devices: tuple[DeviceBudget, ..
         )
 
 
-def _placement(devices: tuple[DeviceBudget, ...]) -> dict[str, Any]:
-    if devices[0].kind == "cpu":
+def _placement(
+    directory: Path, dtype: torch.dtype, devices: tuple[DeviceBudget, ...], ordinals: list[int]
+) -> dict[str, Any]:
+    if not ordinals:
         return {}
-    if len(devices) == 1:
-        return {"device_map": {"": devices[0].index}}
-    return {
-        "device_map": "auto",
-        "max_memory": {d.index: f"{d.free_mb}MiB" for d in devices},
-    }
+    # Each GPU holds at most its free memory / WEIGHTS_OVERHEAD of weights: the rest
+    # is its share of the KV cache and activations.
+    limits = [int(d.free_mb / WEIGHTS_OVERHEAD) for d in devices]
+    return {"device_map": placement.device_map(directory, dtype, ordinals, limits)}
 
 
 def _used_bytes(devices: tuple[DeviceBudget, ...]) -> int:
-    if devices[0].kind == "cpu":
-        return int(psutil.Process().memory_info().rss)
-    return sum(torch.cuda.memory_allocated(d.index) for d in devices)
+    return int(psutil.Process().memory_info().rss) if devices[0].kind == "cpu" else 0
 
 
 def _footprint_mb(model: Any, devices: tuple[DeviceBudget, ...], before: int) -> int:
-    """Measured growth; on CPU, mmapped weights may not show in RSS, so never report
-    less than the parameters and buffers themselves."""
-    grown = _used_bytes(devices) - before
-    if devices[0].kind == "cpu":
-        tensors = [*model.parameters(), *model.buffers()]
-        grown = max(grown, sum(t.numel() * t.element_size() for t in tensors))
-    return max(1, round(grown / MB))
+    """The model's own tensors; on CPU, RSS growth when larger (what the process really
+    took). On GPUs only the tensors: torch.cuda.memory_allocated counts the whole
+    process, other models' growing KV caches included."""
+    tensors = [*model.parameters(), *model.buffers()]
+    own: int = sum(t.numel() * t.element_size() for t in tensors)
+    grown = _used_bytes(devices) - before if devices[0].kind == "cpu" else 0
+    return max(1, round(max(own, grown) / MB))
 
 
 def _input_device(model: Any) -> torch.device:
@@ -198,9 +235,3 @@ def _eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
         elif isinstance(value, list | tuple):
             ids.update(v for v in value if isinstance(v, int))
     return frozenset(ids)
-
-
-def _release(devices: tuple[DeviceBudget, ...]) -> None:
-    gc.collect()
-    if devices[0].kind == "cuda":
-        torch.cuda.empty_cache()

@@ -9,6 +9,11 @@ tokens), so packing is used only up to PACK_MAX_TOKENS and when the attention
 implementation takes a prepared 4D mask; otherwise the prompts are padded. The
 packed cache is then laid out as a padded prefill leaves it (left-padded rows,
 zeroed padding), so the rest of the engine works on one layout.
+
+On a model split over GPUs each layer's cache lives on its layer's GPU and the
+last hidden states on the last one: the indexes and masks applied to them are
+put on their device (batch.PerDevice), and the packed prompts' logits index is
+given on the CPU, which indexes a tensor on any device.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 from transformers import DynamicCache
 from transformers.masking_utils import create_causal_mask
 
-from helexa.neuron.engine.batch import DecodeBatch, attention_layers, map_states
+from helexa.neuron.engine.batch import DecodeBatch, PerDevice, attention_layers, map_states
 from helexa.neuron.engine.kv import growing_cache
 
 PACK_MAX_TOKENS = 2048  # the packed mask is tokens^2 elements: 4 Mi bools at this size
@@ -98,7 +103,7 @@ def _prefill_packed(
         position_ids=positions,
         cache=cache,
         use_cache=True,
-        logits_to_keep=torch.tensor([end - 1 for end in ends], device=device),
+        logits_to_keep=torch.tensor([end - 1 for end in ends], device=_index_device(model, device)),
     )
     logits: torch.Tensor = out.logits[0]
     return _unpack(cache, lengths, device), logits
@@ -110,16 +115,16 @@ def _unpack(cache: DynamicCache, lengths: list[int], device: torch.device) -> De
     source: list[int] = []  # per row: its padding (any index, zeroed below), then its tokens
     for end, length in zip(itertools.accumulate(lengths), lengths, strict=True):
         source += [end - length] * (longest - length) + list(range(end - length, end))
-    index = torch.tensor(source, device=device)
+    index = PerDevice(torch.tensor(source, device=device))
     mask = torch.tensor(
         [[i >= longest - n for i in range(longest)] for n in lengths], device=device
     )
-    clear = ~mask[:, None, :, None]
+    clear = PerDevice(~mask[:, None, :, None])
 
     def unpack(states: torch.Tensor) -> torch.Tensor:
         heads, dim = states.shape[1], states.shape[-1]
-        rows = states[0].index_select(1, index).view(heads, len(lengths), longest, dim)
-        return rows.transpose(0, 1).masked_fill(clear, 0.0)
+        rows = states[0].index_select(1, index.on(states)).view(heads, len(lengths), longest, dim)
+        return rows.transpose(0, 1).masked_fill(clear.on(states), 0.0)
 
     map_states(cache, unpack)
     positions = torch.tensor(lengths, device=device)
@@ -138,5 +143,12 @@ def _full_attention_only(cache: DynamicCache) -> bool:
 def _zero_padding(cache: DynamicCache, mask: torch.Tensor) -> None:
     # Padded query rows can attend to nothing and leave NaN in their keys/values;
     # a NaN times a zero attention weight is still NaN, so clear them.
-    padding = ~mask[:, None, :, None]
-    map_states(cache, lambda states: states.masked_fill(padding, 0.0))
+    padding = PerDevice(~mask[:, None, :, None])
+    map_states(cache, lambda states: states.masked_fill(padding.on(states), 0.0))
+
+
+def _index_device(model: Any, device: torch.device) -> torch.device:
+    """Where the logits index goes: the input device, or the CPU when the layers are split
+    (the last hidden states then sit on the last GPU, not the input's)."""
+    placed = set(getattr(model, "hf_device_map", {}).values())
+    return device if len(placed) <= 1 else torch.device("cpu")

@@ -17,26 +17,40 @@ from helexa.neuron.engine.spec import SamplingParams
 
 @dataclass
 class RowSampler:
-    """The sampling state of one sequence: its params, generator and progress."""
+    """The sampling state of one sequence: its params, generator and progress.
+
+    `create` touches no device: the stop-id tensor and the generator are made by
+    `prepare`, which `next_tokens` calls on the owner thread, on the logits'
+    device (the last GPU of a split model, not the input's). Made on the event
+    loop, the stop ids' host-to-GPU copy would wait for the step in flight and
+    stall every stream and /health behind it.
+    """
 
     params: SamplingParams
-    generator: torch.Generator | None
+    generator: torch.Generator | None = None
     stop_index: torch.Tensor | None = None  # the stop ids on the logits' device, for masking
     generated: int = 0
+    prepared: bool = False
 
     @classmethod
-    def create(cls, params: SamplingParams, device: torch.device) -> RowSampler:
-        stop_index = None
-        if params.stop_token_ids:  # built once: indexing with a list copies it every step
-            stop_index = torch.tensor(sorted(params.stop_token_ids), device=device)
-        if params.greedy:
-            return cls(params, None, stop_index)
-        generator = torch.Generator(device=device)
-        if params.seed is None:
-            generator.seed()
+    def create(cls, params: SamplingParams) -> RowSampler:
+        return cls(params)
+
+    def prepare(self, device: torch.device) -> None:
+        """Build the device-side state (once, on the thread that runs the model)."""
+        if self.prepared:
+            return
+        self.prepared = True
+        if self.params.stop_token_ids:  # built once: indexing with a list copies it every step
+            ids = sorted(self.params.stop_token_ids)
+            self.stop_index = torch.tensor(ids, device=device)
+        if self.params.greedy:
+            return
+        self.generator = torch.Generator(device=device)
+        if self.params.seed is None:
+            self.generator.seed()
         else:
-            generator.manual_seed(params.seed)
-        return cls(params, generator, stop_index)
+            self.generator.manual_seed(self.params.seed)
 
     @property
     def suppress_stop(self) -> bool:
@@ -50,6 +64,8 @@ def next_tokens(logits: torch.Tensor, rows: Sequence[RowSampler]) -> tuple[torch
     Returned twice: as a (B,) tensor on the logits' device (the next step's input) and
     as ints (for delivery), read back from the device once per step.
     """
+    for row in rows:
+        row.prepare(logits.device)
     chosen = logits.argmax(dim=-1)
     for i, row in enumerate(rows):
         if row.generator is not None:

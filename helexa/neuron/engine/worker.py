@@ -14,6 +14,16 @@ inbox as one message, so they are prefilled together: posted one by one, the
 owner thread could wake on the first and prefill it alone (measured: 1 + 7 in
 up to half of the bench's 8-stream runs), costing an extra prefill, a merge and
 a step whose batch is one row short.
+
+Nothing that goes wrong inside an iteration may end the thread: a failed
+prefill fails its newcomers, a failed step or a failed merge / row drop (each
+copies the whole KV cache, so CUDA out-of-memory can strike there too) fails
+the running batch, and the thread goes on serving the next request. Out of
+memory reaches the caller as a retryable 503, anything else as a 500.
+
+Models whose cache has layers other than full attention (sliding window,
+linear attention) cannot share the padded batch: they are served one sequence
+at a time, the others waiting in the inbox's queue.
 """
 
 from __future__ import annotations
@@ -29,12 +39,16 @@ from typing import Any
 
 import torch
 
-from helexa.errors import APIError, GenerationFailed, ModelUnloading
+from helexa.errors import APIError, GenerationFailed, ModelUnloading, Overloaded
 from helexa.neuron.engine.batch import DecodeBatch, decode_step, keep_rows, merge
+from helexa.neuron.engine.kv import batchable
+from helexa.neuron.engine.oom import free_cached_memory, is_out_of_memory
 from helexa.neuron.engine.prefill import prefill
 from helexa.neuron.engine.sampling import RowSampler, next_tokens
 
 log = logging.getLogger("helexa.neuron.engine")
+
+PREFILL_MAX_TOKENS = 16384  # prompt tokens prefilled in one pass (the first prompt always goes)
 
 
 class EndOfSequence:
@@ -87,7 +101,8 @@ class EngineWorker:
         self._model = model
         self._device = device
         self._max_positions = max_positions
-        self._max_batch_size = max_batch_size
+        # Sliding-window / linear-attention caches cannot be padded and merged: one at a time.
+        self._max_batch_size = max_batch_size if batchable(model.config) else 1
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._running: list[Sequence] = []
         self._waiting: list[Sequence] = []
@@ -105,6 +120,8 @@ class EngineWorker:
         with self._submit_lock:
             if self._stopping:
                 raise ModelUnloading("the model is being unloaded")
+            if not self._thread.is_alive():  # died (see _run): nothing would read the inbox
+                raise GenerationFailed("the model's engine thread has stopped")
             pending = self._pending.get(sequence.loop)
             if pending is None:
                 pending = self._pending[sequence.loop] = []
@@ -142,15 +159,36 @@ class EngineWorker:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        with torch.inference_mode():
-            while self._read_inbox():
-                self._admit()
-                if self._batch is not None:
-                    self._step()
-                self.active = len(self._running) + len(self._waiting)
-        self._fail(self._running + self._waiting, ModelUnloading("the model was unloaded"))
-        self._running, self._waiting, self._batch = [], [], None
-        self.active = 0
+        unloaded: BaseException = ModelUnloading("the model was unloaded")
+        try:
+            with torch.inference_mode():
+                while self._iterate():
+                    self.active = len(self._running) + len(self._waiting)
+        except BaseException as exc:  # the thread ends (logged here): no stream may hang on it
+            log.exception("engine thread died")
+            unloaded = _generation_failed(exc)
+        finally:
+            self._fail(self._running + self._waiting, unloaded)
+            self._running, self._waiting, self._batch = [], [], None
+            self.active = 0
+
+    def _iterate(self) -> bool:
+        """One pass of the loop; False once asked to stop."""
+        try:
+            if not self._read_inbox():
+                return False
+            self._admit()
+            if self._batch is not None:
+                self._step()
+            return True
+        except Exception as exc:  # merge / row drop / delivery: fail the batch, keep the thread
+            log.exception("batch bookkeeping failed")
+            failure = _generation_failed(exc)
+        # Outside the except block: its traceback no longer pins the tensors of the failed step.
+        self._fail(self._running, failure)
+        self._running, self._batch = [], None
+        free_cached_memory()
+        return True
 
     def _read_inbox(self) -> bool:
         """Apply pending messages; False once asked to stop."""
@@ -175,31 +213,50 @@ class EngineWorker:
         return True
 
     def _admit(self) -> None:
-        room = self._max_batch_size - len(self._running)
-        joining, self._waiting = self._waiting[:room], self._waiting[room:]
+        joining = self._next_joining()
         if not joining:
             return
+        failure: APIError | None = None
         try:
             newcomers, logits = prefill(self._model, [s.prompt_ids for s in joining], self._device)
             chosen, ids = next_tokens(logits, [s.sampler for s in joining])
         except Exception as exc:  # fails the newcomers only; the running batch goes on
             log.exception("prefill failed")
-            self._fail(joining, _generation_failed(exc))
+            failure = _generation_failed(exc)
+        if failure is not None:
+            self._fail(joining, failure)
+            free_cached_memory()
             return
         newcomers.last_tokens = chosen[:, None]
+        self._running.extend(joining)  # from here a failure fails them with the batch
         self._batch = newcomers if self._batch is None else merge(self._batch, newcomers)
-        self._running.extend(joining)
         self._deliver_and_retire(joining, ids)
+
+    def _next_joining(self) -> list[Sequence]:
+        """Waiting sequences that fit the batch, up to PREFILL_MAX_TOKENS prompt tokens."""
+        room = self._max_batch_size - len(self._running)
+        count, tokens = 0, 0
+        for sequence in self._waiting[: max(0, room)]:
+            tokens += len(sequence.prompt_ids)
+            if count and tokens > PREFILL_MAX_TOKENS:
+                break
+            count += 1
+        joining, self._waiting = self._waiting[:count], self._waiting[count:]
+        return joining
 
     def _step(self) -> None:
         assert self._batch is not None
+        failure: APIError | None = None
         try:
             logits = decode_step(self._model, self._batch)
             chosen, ids = next_tokens(logits, [s.sampler for s in self._running])
         except Exception as exc:  # the batch's cache is now suspect: fail it, keep the thread
             log.exception("decode step failed")
-            self._fail(self._running, _generation_failed(exc))
+            failure = _generation_failed(exc)
+        if failure is not None:
+            self._fail(self._running, failure)
             self._running, self._batch = [], None
+            free_cached_memory()
             return
         self._batch.last_tokens = chosen[:, None]
         self._deliver_and_retire(self._running, ids)
@@ -246,7 +303,12 @@ class EngineWorker:
         _post(posts)
 
 
-def _generation_failed(exc: Exception) -> APIError:
+def _generation_failed(exc: BaseException) -> APIError:
+    if is_out_of_memory(exc):
+        return Overloaded(
+            "out of memory on the model's device; retry shortly or with a shorter request",
+            code="out_of_memory",
+        )
     return GenerationFailed(f"generation failed: {type(exc).__name__}: {exc}")
 
 
