@@ -13,22 +13,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 
 from helexa.config import Config, NeuronEntry
-from helexa.gateway.auth import ApiKeyMiddleware, open_access_warning
+from helexa.gateway.auth import open_access_warning
 from helexa.gateway.coldload import ColdLoader
+from helexa.gateway.keys import KeyMiddleware, KeyRing
 from helexa.gateway.limits import body_limits, gateway_body_limits
 from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample
 from helexa.gateway.neuron_client import NeuronClient
 from helexa.gateway.poller import FleetPoller, PollSettings
 from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, default_session_factory
+from helexa.gateway.series import SeriesCollector
 from helexa.gateway.sessions import SessionFactory
 from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+from helexa.gateway.usage import UsageBook
 from helexa.limits import BodyLimits
 
 log = logging.getLogger("helexa.gateway")
@@ -52,6 +55,7 @@ class Gateway:
         session_factory: SessionFactory = default_session_factory,
         poll: PollSettings | None = None,
         keep_alive_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         gw = config.fleet.gateway
         self.config = config
@@ -60,6 +64,13 @@ class Gateway:
         self.keep_alive_interval = keep_alive_interval
         self.fleet = FleetState()
         self.metrics = GatewayMetrics()
+        # Keys and their limits (monotonic `clock`: injectable so tests can pass a minute).
+        self.clock = clock
+        self.keyring = KeyRing.build(config, None, clock())
+        self.usage = UsageBook()
+        self.metrics.registry.register(
+            SeriesCollector(self.usage.requests, self.usage.errors, self.usage.tokens)
+        )
         self.poller = FleetPoller(
             self.fleet,
             config.fleet.neurons,
@@ -88,6 +99,8 @@ class Gateway:
         """A new desired state (reconcile daemon): poll the neurons it names from now on."""
         self.config = config
         self.config_error = None
+        # A saved keys.toml takes effect here; keys kept by name keep their live limits.
+        self.keyring = KeyRing.build(config, self.keyring, self.clock())
         self._limits = body_limits(config)
         self._targets.clear()
         self.poller.set_entries(config.fleet.neurons)
@@ -148,7 +161,7 @@ class Gateway:
         total = len(self.fleet.neurons)
         healthy = len(self.fleet.healthy_neurons())
         status = "ok" if total and healthy == total else "degraded" if healthy else "down"
-        warning = open_access_warning(self.config.fleet.gateway)
+        warning = open_access_warning(self.config.fleet.gateway) if self.keyring.empty else None
         return {
             "status": status,
             "neurons": {"healthy": healthy, "total": total},
@@ -228,7 +241,7 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     app.state.gateway = gateway
     # Added first = runs after auth: an unauthenticated client never makes us read a body.
     app.add_middleware(gateway_body_limits, limits=gateway.body_limits)
-    app.add_middleware(ApiKeyMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
+    app.add_middleware(KeyMiddleware, ring=lambda: gateway.keyring)
     # Outermost: turns the /ui sign-in cookie into the key the check above reads.
     app.add_middleware(UiSessionMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
     return app

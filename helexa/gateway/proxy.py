@@ -72,11 +72,15 @@ class Usage:
     finished_at: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None  # part of prompt_tokens (prompt_tokens_details)
 
     def read_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
             self.prompt_tokens = _int_or_none(usage.get("prompt_tokens"))
             self.completion_tokens = _int_or_none(usage.get("completion_tokens"))
+            details = usage.get("prompt_tokens_details")
+            if isinstance(details, dict):
+                self.cached_tokens = _int_or_none(details.get("cached_tokens"))
 
 
 @dataclass
