@@ -99,7 +99,6 @@ class RequestMeter:
     done: bool = False
     ticket: Ticket | None = None  # the calling key's, when keys are configured
 
-
     def finish(self, neuron: str | None, status: int | str) -> None:
         if self.done:
             return

@@ -138,4 +138,5 @@ def _bucket(current: TokenBucket | None, per_minute: int | None, now: float) -> 
 
 
 def _seconds(wait: float) -> float:
-    return float(max(1, math.ceil(wait)))
+    # Whole seconds for Retry-After; the epsilon keeps 20.000000004 (float noise) at 20.
+    return float(max(1, math.ceil(wait - 1e-6)))

@@ -13,6 +13,8 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
+from anthropic.types import MessageParam
+from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.exposition import generate_latest
 
 from helexa.config.keys import hash_key
@@ -21,7 +23,8 @@ from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 
 TINY = "helexa/tiny"
 OTHER = "helexa/other"
-HI = [{"role": "user", "content": "hi"}]
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+HI_ANTHROPIC: list[MessageParam] = [{"role": "user", "content": "hi"}]
 
 
 class ManualClock:
@@ -61,7 +64,8 @@ async def served(
     tmp_path: Path, tiny_model_dir: Path, neuron_a: InProcessNeuron, clock: ManualClock
 ) -> AsyncIterator[RunningGateway]:
     await neuron_a.load(TINY, tiny_model_dir)
-    fleet = f'[gateway]\napi_keys = ["legacy"]\n\n[[neurons]]\nname = "a"\nendpoint = "{neuron_a.url}"\n'
+    fleet = '[gateway]\napi_keys = ["legacy"]\n\n'
+    fleet += f'[[neurons]]\nname = "a"\nendpoint = "{neuron_a.url}"\n'
     models = "".join(
         f'[[models]]\nid = "{name}"\npath = "{tiny_model_dir}"\n' for name in (TINY, OTHER)
     )
@@ -85,7 +89,7 @@ async def chat(
     """One OpenAI chat completion (`forced`: exactly max_tokens); returns its total tokens."""
     done = await oa(gw, key).chat.completions.create(
         model=model,
-        messages=HI,  # type: ignore[arg-type]
+        messages=HI,
         max_tokens=max_tokens,
         extra_body={"min_tokens": max_tokens} if forced else None,
     )
@@ -103,7 +107,7 @@ async def test_a_key_limited_to_one_model_gets_403_in_each_dialect(served: Runni
     assert isinstance(body, dict) and body["type"] == "permission_error"
     assert OTHER in body["message"] and "tiny-only" in body["message"]
     with pytest.raises(anthropic.PermissionDeniedError) as an_err:
-        await an(served, key).messages.create(model=OTHER, max_tokens=4, messages=HI)  # type: ignore[arg-type]
+        await an(served, key).messages.create(model=OTHER, max_tokens=4, messages=HI_ANTHROPIC)
     assert an_err.value.status_code == 403
     assert an_err.value.body == {
         "type": "error",
@@ -111,7 +115,9 @@ async def test_a_key_limited_to_one_model_gets_403_in_each_dialect(served: Runni
     }
     # An alias is judged by the model that serves it: claude-* -> helexa/tiny is allowed.
     message = await an(served, key).messages.create(
-        model="claude-3-5-haiku-latest", max_tokens=4, messages=HI  # type: ignore[arg-type]
+        model="claude-3-5-haiku-latest",
+        max_tokens=4,
+        messages=HI_ANTHROPIC,
     )
     assert message.usage.output_tokens > 0
     with pytest.raises(openai.PermissionDeniedError):
@@ -123,14 +129,14 @@ async def test_a_tight_rpm_gets_429_with_retry_after_and_the_next_window_succeed
 ) -> None:
     key = "k-tight"
     await chat(served, key)
-    await an(served, key).messages.create(model=TINY, max_tokens=4, messages=HI)  # type: ignore[arg-type]
+    await an(served, key).messages.create(model=TINY, max_tokens=4, messages=HI_ANTHROPIC)
     with pytest.raises(openai.RateLimitError) as oa_err:
         await chat(served, key)
     assert oa_err.value.response.headers["retry-after"] == "30"  # 2 per minute: one per 30 s
     assert isinstance(oa_err.value.body, dict)
     assert oa_err.value.body["type"] == "rate_limit_error"
     with pytest.raises(anthropic.RateLimitError) as an_err:
-        await an(served, key).messages.create(model=TINY, max_tokens=4, messages=HI)  # type: ignore[arg-type]
+        await an(served, key).messages.create(model=TINY, max_tokens=4, messages=HI_ANTHROPIC)
     assert an_err.value.response.headers["retry-after"] == "30"
     assert isinstance(an_err.value.body, dict)
     assert an_err.value.body["error"]["type"] == "rate_limit_error"
@@ -215,7 +221,9 @@ async def test_usage_counters_equal_the_sum_of_the_responses_usage(
             prompt += chunk.usage.prompt_tokens
             completion += chunk.usage.completion_tokens
     async with an(served, key).messages.stream(
-        model=TINY, max_tokens=4, messages=HI  # type: ignore[arg-type]
+        model=TINY,
+        max_tokens=4,
+        messages=HI_ANTHROPIC,
     ) as events:
         final = await events.get_final_message()
     prompt += final.usage.input_tokens
@@ -240,7 +248,7 @@ async def test_unknown_and_expired_keys_get_401_in_each_dialect(served: RunningG
     with pytest.raises(openai.AuthenticationError):
         await chat(served, "k-nobody")
     with pytest.raises(anthropic.AuthenticationError) as err:
-        await an(served, "k-old").messages.create(model=TINY, max_tokens=4, messages=HI)  # type: ignore[arg-type]
+        await an(served, "k-old").messages.create(model=TINY, max_tokens=4, messages=HI_ANTHROPIC)
     assert isinstance(err.value.body, dict)
     assert err.value.body["error"] == {
         "type": "authentication_error",

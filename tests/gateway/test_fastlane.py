@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helexa.gateway.app import Gateway, build_app
-from helexa.gateway.keys import KeyMiddleware, Ticket
 from helexa.gateway.fastlane import GatewayApp, HotHandler
+from helexa.gateway.keys import KeyMiddleware, Ticket
 from helexa.gateway.transport import CoalescingHttpToolsProtocol
 from helexa.testing.neuron_proc import serve_in_process
 from tests.gateway.harness import write_configs
