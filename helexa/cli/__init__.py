@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "helexa.cli.apply_cmd",
     "helexa.cli.bootstrap_cmd",
     "helexa.cli.keys_cmd",
+    "helexa.cli.usage_cmd",
 )
 
 

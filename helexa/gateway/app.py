@@ -32,6 +32,7 @@ from helexa.gateway.series import SeriesCollector
 from helexa.gateway.sessions import SessionFactory
 from helexa.gateway.state import FleetState, ModelLocation, NeuronState
 from helexa.gateway.usage import UsageBook
+from helexa.gateway.usage_log import UsageLog, read_records
 from helexa.limits import BodyLimits
 
 log = logging.getLogger("helexa.gateway")
@@ -137,9 +138,23 @@ class Gateway:
         return target
 
     async def start(self) -> None:
-        """Start polling (and anything else added to `background`)."""
+        """Start polling, the usage log (and anything else added to `background`)."""
+        await self.start_usage_log()
         await self.poller.poll_once()
         self.background(self.poller.run(), "poller")
+
+    async def start_usage_log(self) -> None:
+        """Replay the last day of `[gateway] usage_log` into the usage window, then append."""
+        gw = self.config.fleet.gateway
+        if gw.usage_log is None:
+            return
+        usage_log = UsageLog(gw.usage_log, gw.usage_log_max_mb * MB, gw.usage_log_keep)
+        records = await asyncio.to_thread(
+            lambda: list(read_records(usage_log.path, gw.usage_log_keep))
+        )
+        self.usage.replay(records, time.time())
+        self.usage.listeners.append(usage_log.append)
+        self.background(usage_log.run(), "usage log")
 
     def background(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
@@ -208,6 +223,7 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         routes_openai,
         routes_responses,
         routes_ui,
+        routes_usage,
     )
     from helexa.gateway.ui_auth import UiSessionMiddleware
 
@@ -229,6 +245,7 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         + routes_responses.ROUTES
         + routes_admin.ROUTES
         + routes_ui.ROUTES
+        + routes_usage.ROUTES
         + openapi.ROUTES
     )
     hot = {

@@ -18,7 +18,7 @@ only appends to a buffer that a background task writes out.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -73,7 +73,7 @@ class UsageBook:
         )
         # minute (UNIX time // 60) -> (key, model) -> totals in FIELDS order
         self.minutes: dict[int, dict[tuple[str, str], list[float]]] = {}
-        self.listeners: list[Any] = []  # callables taking a UsageRecord (the usage log)
+        self.listeners: list[Callable[[UsageRecord], None]] = []  # e.g. the usage log
 
     def record(self, rec: UsageRecord) -> None:
         labels = (rec.key, rec.model)
