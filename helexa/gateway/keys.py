@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
@@ -121,11 +122,16 @@ class KeyRing:
         return self.by_hash.get(hash_key(presented))
 
 
-# What `authenticate` answers for a request it refused (the 401 is already sent).
-REFUSED = object()
+class Refusal(Enum):
+    """What `authenticate` answers for a request it refused (the 401 is already sent)."""
+
+    REFUSED = "refused"
 
 
-async def authenticate(scope: Scope, send: Send, ring: KeyRing) -> Any:
+REFUSED = Refusal.REFUSED
+
+
+async def authenticate(scope: Scope, send: Send, ring: KeyRing) -> Principal | Refusal | None:
     """The request's Principal; None on an open gateway or a public path; REFUSED after a 401."""
     if ring.empty or scope["path"] in PUBLIC_PATHS:
         return None
