@@ -28,10 +28,9 @@ from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample
 from helexa.gateway.neuron_client import NeuronClient
 from helexa.gateway.poller import FleetPoller, PollSettings
 from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, default_session_factory
-from helexa.gateway.series import SeriesCollector
 from helexa.gateway.sessions import SessionFactory
 from helexa.gateway.state import FleetState, ModelLocation, NeuronState
-from helexa.gateway.usage import UsageBook
+from helexa.gateway.usage import UsageBook, UsageCollector
 from helexa.gateway.usage_log import UsageLog, read_records
 from helexa.limits import BodyLimits
 
@@ -69,9 +68,7 @@ class Gateway:
         self.clock = clock
         self.keyring = KeyRing.build(config, None, clock())
         self.usage = UsageBook()
-        self.metrics.registry.register(
-            SeriesCollector(self.usage.requests, self.usage.errors, self.usage.tokens)
-        )
+        self.metrics.registry.register(UsageCollector(self.usage))
         self.poller = FleetPoller(
             self.fleet,
             config.fleet.neurons,

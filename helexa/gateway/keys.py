@@ -201,7 +201,7 @@ class Ticket:
                 f"API key {principal.name!r} may not use model {model_id!r}", param="model"
             )
         quota = principal.quota
-        if quota.limits.any:
+        if quota.limited:
             self.reserved = quota.take(estimate_prompt_tokens(body_bytes), self.clock())
         else:
             quota.in_flight += 1
@@ -219,22 +219,37 @@ class Ticket:
             prompt = usage.prompt_tokens or 0
             completion = usage.completion_tokens or 0
             cached = usage.cached_tokens or 0
+        principal = self.principal
         if admitted:
-            self.principal.quota.settle(self.reserved, prompt + completion, self.clock())
-        self.book.record(
-            UsageRecord(
-                time.time(),
+            principal.quota.settle(self.reserved, prompt + completion, self.clock)
+        book = self.book
+        now = time.time()
+        status_text = status if isinstance(status, str) else str(status)
+        if book.listeners:
+            record = UsageRecord(
+                now,
                 self.principal.name,
                 self.model,
                 neuron or "",
                 self.dialect,
-                str(status),
+                status_text,
                 prompt,
                 completion,
                 cached,
                 duration_s,
             )
-        )
+            book.record(record)
+        else:
+            book.count(
+                now,
+                principal.name,
+                self.model,
+                status_text,
+                prompt,
+                completion,
+                cached,
+                duration_s,
+            )
 
     def close(self) -> None:
         """The response is over: settle a ticket its meter never finished (client gone)."""

@@ -20,6 +20,7 @@ concurrency cap (a slot frees when any answer ends).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from helexa.errors import RateLimited
@@ -40,7 +41,8 @@ class TokenBucket:
 
     def refill(self, now: float) -> float:
         if now > self.stamp:
-            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            level = self.level + (now - self.stamp) * self.rate
+            self.level = level if level < self.capacity else self.capacity
             self.stamp = now
         return self.level
 
@@ -72,17 +74,19 @@ class Limits:
 class KeyQuota:
     """The live limit state of one key; kept across reloads while the key's name stays."""
 
-    __slots__ = ("in_flight", "limits", "requests", "tokens")
+    __slots__ = ("in_flight", "limited", "limits", "requests", "tokens")
 
     def __init__(self, limits: Limits, now: float) -> None:
         self.limits = limits
         self.in_flight = 0
+        self.limited = False
         self.requests: TokenBucket | None = None
         self.tokens: TokenBucket | None = None
         self.set_limits(limits, now)
 
     def set_limits(self, limits: Limits, now: float) -> None:
         self.limits = limits
+        self.limited = limits.any  # no limit at all: only in_flight is counted
         self.requests = _bucket(self.requests, limits.requests_per_minute, now)
         self.tokens = _bucket(self.tokens, limits.tokens_per_minute, now)
 
@@ -114,12 +118,12 @@ class KeyQuota:
         self.in_flight += 1
         return reserved
 
-    def settle(self, reserved: int, used_tokens: int, now: float) -> None:
+    def settle(self, reserved: int, used_tokens: int, clock: Callable[[], float]) -> None:
         """The request ended: free its slot and charge its real tokens for the reservation."""
         self.in_flight -= 1
         tokens = self.tokens
-        if tokens is not None:
-            tokens.refill(now)
+        if tokens is not None:  # the clock is read only when a bucket needs it
+            tokens.refill(clock())
             tokens.level += reserved - used_tokens
 
 

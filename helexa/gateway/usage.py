@@ -18,11 +18,12 @@ only appends to a buffer that a background task writes out.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from helexa.gateway.series import CounterSeries
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 DAY_S = 24 * 3600
 # requests, errors, input, output, cached tokens, duration seconds
@@ -51,70 +52,133 @@ class UsageRecord:
         return out
 
 
+class KeyModelStats:
+    """Lifetime counters of one (key, model), exported to Prometheus at scrape time."""
+
+    __slots__ = ("cached", "input", "output", "statuses")
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, int] = {}
+        self.input = 0
+        self.output = 0
+        self.cached = 0
+
+
 class UsageBook:
-    """The per-key counters and the rolling per-minute window of one gateway."""
+    """The per-key counters and the rolling per-minute window of one gateway.
+
+    One request costs two dict lookups and a few additions (it runs on the hot
+    path); `UsageCollector` builds the Prometheus families when scraped.
+    """
 
     def __init__(self, keep_s: float = DAY_S) -> None:
         self.keep_s = keep_s
-        self.requests = CounterSeries(
-            "cortex_key_requests",
-            "Requests per API key (by name), by status",
-            ["key", "model", "status"],
-        )
-        self.errors = CounterSeries(
-            "cortex_key_errors",
-            "Requests per API key answered with an error",
-            ["key", "model", "status"],
-        )
-        self.tokens = CounterSeries(
-            "cortex_key_tokens",
-            "Tokens per API key: kind = input, output or cached (part of input)",
-            ["key", "model", "kind"],
-        )
+        self.stats: dict[tuple[str, str], KeyModelStats] = {}
         # minute (UNIX time // 60) -> (key, model) -> totals in FIELDS order
         self.minutes: dict[int, dict[tuple[str, str], list[float]]] = {}
-        self.listeners: list[Callable[[UsageRecord], None]] = []  # e.g. the usage log
+        self._minute = -1
+        self._current: dict[tuple[str, str], list[float]] = {}
+        # Called with each UsageRecord (the usage log); records are built only for them.
+        self.listeners: list[Callable[[UsageRecord], None]] = []
 
     def record(self, rec: UsageRecord) -> None:
-        labels = (rec.key, rec.model)
-        status = rec.status
-        self.requests.inc((*labels, status))
-        failed = status != "200"
-        if failed:
-            self.errors.inc((*labels, status))
-        if rec.input_tokens:
-            self.tokens.inc((*labels, "input"), rec.input_tokens)
-        if rec.output_tokens:
-            self.tokens.inc((*labels, "output"), rec.output_tokens)
-        if rec.cached_tokens:
-            self.tokens.inc((*labels, "cached"), rec.cached_tokens)
-        self.add(rec, failed)
+        self.count(
+            rec.time,
+            rec.key,
+            rec.model,
+            rec.status,
+            rec.input_tokens,
+            rec.output_tokens,
+            rec.cached_tokens,
+            rec.duration_s,
+        )
         for listener in self.listeners:
             listener(rec)
 
-    def add(self, rec: UsageRecord, failed: bool) -> None:
-        """Count `rec` in its minute of the window (also used to replay the log at start)."""
-        minute = int(rec.time // 60)
-        per_minute = self.minutes.get(minute)
-        if per_minute is None:
-            per_minute = self.minutes[minute] = {}
-            self._prune(minute)
-        totals = per_minute.get((rec.key, rec.model))
+    def count(
+        self,
+        when: float,
+        key: str,
+        model: str,
+        status: str,
+        input_tokens: int,
+        output_tokens: int,
+        cached_tokens: int,
+        duration_s: float,
+    ) -> None:
+        """One finished request (`record` without building a UsageRecord).
+
+        On the hot path: the window update of `_add` is inlined for the common case
+        (same minute as the previous request).
+        """
+        where = (key, model)
+        stats = self.stats.get(where)
+        if stats is None:
+            stats = self.stats[where] = KeyModelStats()
+        statuses = stats.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        stats.input += input_tokens
+        stats.output += output_tokens
+        stats.cached += cached_tokens
+        failed = status != "200"
+        if int(when // 60) != self._minute:
+            self._add(when, where, failed, input_tokens, output_tokens, cached_tokens, duration_s)
+            return
+        totals = self._current.get(where)
         if totals is None:
-            totals = per_minute[(rec.key, rec.model)] = [0.0] * len(FIELDS)
+            totals = self._current[where] = [0.0] * len(FIELDS)
         totals[0] += 1
         totals[1] += failed
-        totals[2] += rec.input_tokens
-        totals[3] += rec.output_tokens
-        totals[4] += rec.cached_tokens
-        totals[5] += rec.duration_s
+        totals[2] += input_tokens
+        totals[3] += output_tokens
+        totals[4] += cached_tokens
+        totals[5] += duration_s
+
+    def _add(
+        self,
+        when: float,
+        where: tuple[str, str],
+        failed: bool,
+        input_tokens: int,
+        output_tokens: int,
+        cached_tokens: int,
+        duration_s: float,
+    ) -> None:
+        minute = int(when // 60)
+        if minute == self._minute:
+            per_minute = self._current
+        else:
+            per_minute = self.minutes.get(minute) or self.minutes.setdefault(minute, {})
+            if minute > self._minute:
+                self._minute, self._current = minute, per_minute
+                self._prune(minute)
+        totals = per_minute.get(where)
+        if totals is None:
+            totals = per_minute[where] = [0.0] * len(FIELDS)
+        totals[0] += 1
+        totals[1] += failed
+        totals[2] += input_tokens
+        totals[3] += output_tokens
+        totals[4] += cached_tokens
+        totals[5] += duration_s
 
     def replay(self, records: Iterable[UsageRecord], now: float) -> int:
-        """Fill the window from the usage log (a restart keeps the last day); returns count."""
+        """Fill the window from the usage log (a restart keeps the last day); returns count.
+
+        Only the window: the Prometheus counters start again from zero, as counters do.
+        """
         count = 0
         for rec in records:
             if now - rec.time <= self.keep_s:
-                self.add(rec, rec.status != "200")
+                self._add(
+                    rec.time,
+                    (rec.key, rec.model),
+                    rec.status != "200",
+                    rec.input_tokens,
+                    rec.output_tokens,
+                    rec.cached_tokens,
+                    rec.duration_s,
+                )
                 count += 1
         return count
 
@@ -146,6 +210,43 @@ class UsageBook:
             entry["models"] = sorted(entry["models"].values(), key=lambda m: m["model"])
             rows.append(_rounded(entry))
         return {"window_s": window_s, "since": round(now - window_s, 3), "keys": rows}
+
+
+class UsageCollector(Collector):
+    """`cortex_key_requests_total`, `cortex_key_errors_total`, `cortex_key_tokens_total`."""
+
+    def __init__(self, book: UsageBook) -> None:
+        self.book = book
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "cortex_key_requests",
+            "Requests per API key (by name), by status",
+            labels=("key", "model", "status"),
+        )
+        errors = CounterMetricFamily(
+            "cortex_key_errors",
+            "Requests per API key answered with an error (status not 200)",
+            labels=("key", "model", "status"),
+        )
+        tokens = CounterMetricFamily(
+            "cortex_key_tokens",
+            "Tokens per API key: kind = input, output or cached (part of input)",
+            labels=("key", "model", "kind"),
+        )
+        for (key, model), stats in list(self.book.stats.items()):
+            for status, count in stats.statuses.items():
+                requests.add_metric((key, model, status), count)
+                if status != "200":
+                    errors.add_metric((key, model, status), count)
+            for kind, value in (
+                ("input", stats.input),
+                ("output", stats.output),
+                ("cached", stats.cached),
+            ):
+                if value:
+                    tokens.add_metric((key, model, kind), value)
+        yield from (requests, errors, tokens)
 
 
 def _zero() -> dict[str, float]:

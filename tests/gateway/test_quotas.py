@@ -31,7 +31,7 @@ def test_tokens_reserve_the_prompt_then_charge_what_was_used() -> None:
     quota = KeyQuota(Limits(tokens_per_minute=100), now=0.0)
     reserved = quota.take(30, 0.0)
     assert reserved == 30 and quota.tokens is not None and quota.tokens.level == 70
-    quota.settle(reserved, 150, 0.0)  # one long answer overshoots by its own size
+    quota.settle(reserved, 150, lambda: 0.0)  # one long answer overshoots by its own size
     assert quota.tokens.level == -50 and quota.in_flight == 0
     with pytest.raises(RateLimited) as err:
         quota.take(10, 0.0)
@@ -50,7 +50,7 @@ def test_the_concurrency_cap() -> None:
     with pytest.raises(RateLimited) as err:
         quota.take(0, 0.0)
     assert err.value.retry_after == 1.0
-    quota.settle(0, 0, 0.0)
+    quota.settle(0, 0, lambda: 0.0)
     quota.take(0, 0.0)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helexa.gateway.usage import UsageBook, UsageRecord
+from helexa.gateway.usage import UsageBook, UsageCollector, UsageRecord
 
 
 def rec(when: float, key: str, model: str, status: str = "200", tokens: int = 10) -> UsageRecord:
@@ -16,9 +16,15 @@ def test_counters_and_window() -> None:
     book.record(rec(now - 30, "ann", "m1"))
     book.record(rec(now - 20, "ann", "m2", status="429", tokens=0))
     book.record(rec(now - 10, "bo", "m1"))
-    assert book.requests.values[("ann", "m1", "200")] == 2
-    assert book.errors.values == {("ann", "m2", "429"): 1}
-    assert book.tokens.values[("ann", "m1", "cached")] == 2
+    exported = {
+        (sample.name, tuple(sample.labels.values())): sample.value
+        for family in UsageCollector(book).collect()
+        for sample in family.samples
+    }
+    assert exported[("cortex_key_requests_total", ("ann", "m1", "200"))] == 2
+    assert exported[("cortex_key_errors_total", ("ann", "m2", "429"))] == 1
+    assert exported[("cortex_key_tokens_total", ("ann", "m1", "cached"))] == 2
+    assert ("cortex_key_errors_total", ("ann", "m1", "200")) not in exported
     hour = book.summary(3600, now)
     ann = hour["keys"][0]
     assert [k["key"] for k in hour["keys"]] == ["ann", "bo"]
