@@ -40,6 +40,7 @@ from helexa.errors import APIError
 from helexa.gateway.app import Gateway
 from helexa.gateway.keys import REFUSED, Ticket, authenticate, ticket_for
 from helexa.gateway.limits import render_error
+from helexa.gateway.proxy import UPSTREAM_PRIORITY
 from helexa.limits import read_body
 
 log = logging.getLogger("helexa.gateway")
@@ -75,6 +76,8 @@ class GatewayApp(Starlette):
         if raw is None:
             return
         ticket = ticket_for(principal, gw.usage, gw.clock, scope["path"])
+        if ticket is not None and ticket.principal.priority:
+            UPSTREAM_PRIORITY.set(ticket.principal.priority)  # this request's task only
         try:
             try:
                 response = await handler(gw, raw, ticket)
