@@ -197,9 +197,7 @@ class Ticket:
         self.model = model_id
         principal = self.principal
         if not principal.may_use(model_id):
-            raise PermissionDenied(
-                f"API key {principal.name!r} may not use model {model_id!r}", param="model"
-            )
+            raise model_denied(principal, model_id)
         quota = principal.quota
         if quota.limited:
             self.reserved = quota.take(estimate_prompt_tokens(body_bytes), self.clock())
@@ -274,6 +272,19 @@ def request_ticket(gw: _Metered, request: Request) -> Ticket | None:
     """The ticket of a request that came through `KeyMiddleware` (the starlette routes)."""
     principal = request.scope.get("state", {}).get("principal")
     return ticket_for(principal, gw.usage, gw.clock, request.url.path)
+
+
+def check_model_access(request: Request, model_id: str) -> None:
+    """403 when the request's key may not use `model_id` (routes outside the fast lane)."""
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is not None and not principal.may_use(model_id):
+        raise model_denied(principal, model_id)
+
+
+def model_denied(principal: Principal, model_id: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"API key {principal.name!r} may not use model {model_id!r}", param="model"
+    )
 
 
 def dialect_of(path: str) -> str:

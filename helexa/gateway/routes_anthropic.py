@@ -27,7 +27,7 @@ from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream, parse_json_object
-from helexa.gateway.keys import Ticket, request_ticket
+from helexa.gateway.keys import Ticket, check_model_access, request_ticket
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.protocol.neuron import TokenizeRequest
 from helexa.translate.anthropic_request import (
@@ -154,6 +154,7 @@ async def count_tokens(request: Request) -> Response:
     try:
         parsed = parse_count_tokens_request(parse_json_object(await request.body()))
         resolved = resolve_model(parsed.model, gw)
+        check_model_access(request, resolved.model_id)
         tokenize = TokenizeRequest.model_validate(tokenize_request(parsed))
         tokenize.model = resolved.model_id
         spec = gw.config.models.get(resolved.model_id)

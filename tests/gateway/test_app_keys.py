@@ -122,6 +122,8 @@ async def test_a_key_limited_to_one_model_gets_403_in_each_dialect(served: Runni
     assert message.usage.output_tokens > 0
     with pytest.raises(openai.PermissionDeniedError):
         await oa(served, key).responses.create(model=OTHER, input="hi", max_output_tokens=4)
+    with pytest.raises(anthropic.PermissionDeniedError):
+        await an(served, key).messages.count_tokens(model=OTHER, messages=HI_ANTHROPIC)
 
 
 async def test_a_tight_rpm_gets_429_with_retry_after_and_the_next_window_succeeds(
