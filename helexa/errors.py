@@ -7,6 +7,8 @@
     │     ├── BadRequest            400 invalid_request_error
     │     │     └── ContextLengthExceeded   400 context_length_exceeded
     │     ├── Unauthorized          401 authentication_error
+    │     ├── PermissionDenied      403 permission_error (a key's role or models forbid it)
+    │     ├── RateLimited           429 rate_limit_error (a key's limit), retryable
     │     ├── PayloadTooLarge       413 request_too_large (over max_body_mb)
     │     ├── UnsupportedMediaType  415 unsupported_media_type (a body that is not JSON)
     │     ├── ModelNotFound         404 model_not_found (unknown to the catalogue / no weights)
@@ -161,6 +163,19 @@ class Unauthorized(APIError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class PermissionDenied(APIError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class RateLimited(APIError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    retryable = True
 
 
 class PayloadTooLarge(APIError):

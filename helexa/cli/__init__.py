@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "helexa.cli.plan_cmd",
     "helexa.cli.apply_cmd",
     "helexa.cli.bootstrap_cmd",
+    "helexa.cli.keys_cmd",
+    "helexa.cli.usage_cmd",
 )
 
 

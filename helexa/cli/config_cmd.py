@@ -80,9 +80,14 @@ def _summary(config: Config) -> str:
         f"{_count(len(models.models), 'model')} ({pinned} pinned), "
         f"{_count(len(models.all_aliases()), 'alias', 'aliases')}",
     ]
+    if config.keys.keys and config.keys_path is not None:
+        admins = sum(1 for k in config.keys.keys if k.role == "admin")
+        lines.append(
+            f"{config.keys_path}: {_count(len(config.keys.keys), 'named key')} ({admins} admin)"
+        )
     if config.env_overrides:
         lines.append(f"environment overrides: {', '.join(config.env_overrides)}")
-    if fleet.gateway.is_open_to_network:
+    if fleet.gateway.is_open_to_network and not config.keys.keys:
         lines.append(
             f"warning: gateway listens on {fleet.gateway.listen} with no api_keys: "
             "anyone who can reach it can use it"

@@ -6,13 +6,14 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from helexa.config.base import table_entries
 from helexa.config.env import fleet_env_overrides
 from helexa.config.fleet import FleetConfig
+from helexa.config.keys import KEYS_FILE, KeysConfig
 from helexa.config.loader import TomlSource, read_toml, validate
 from helexa.config.models import FOREIGN_MODELS, KNOWN_NEURONS, ModelsConfig, ModelSpec
 from helexa.errors import ConfigError, ConfigErrors
@@ -43,6 +44,9 @@ class Config:
     fleet_origin: str = ""
     models_origin: str = ""
     env_overrides: tuple[str, ...] = ()  # names of the HELEXA_* variables applied
+    # Named keys (keys.toml); not part of the fingerprint: keys do not change a plan.
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    keys_path: Path | None = None  # the keys file in effect, whether or not it exists yet
 
     def keep_alive(self, spec: ModelSpec) -> float:
         """Idle seconds before `spec` is unloaded: its own setting, else the fleet's."""
@@ -100,10 +104,17 @@ def load_config(
         models_config = _checked(
             lambda: validate(models_source, ModelsConfig, context=context), errors
         )
+    keys_path: Path | None = None
+    keys_config = KeysConfig()
+    if fleet_config is not None and fleet_file is not None:
+        keys_path = keys_file_path(fleet_config, fleet_file.path)
+        keys_config = _checked(lambda: load_keys(keys_path, fleet_config), errors) or keys_config
     if errors or fleet_config is None or models_config is None:
         raise ConfigErrors(errors)
     assert fleet_file is not None and models_file is not None
     return Config(
+        keys=keys_config,
+        keys_path=keys_path,
         fleet=fleet_config,
         models=models_config,
         fleet_path=fleet_file.path.absolute(),
@@ -112,6 +123,19 @@ def load_config(
         models_origin=models_file.origin,
         env_overrides=tuple(o.name for o in overrides.values()),
     )
+
+
+def keys_file_path(fleet: FleetConfig, fleet_path: Path) -> Path:
+    """Where the named keys live: `[gateway] keys_file`, else keys.toml beside fleet.toml."""
+    configured = fleet.gateway.keys_file
+    return (configured or fleet_path.parent / KEYS_FILE).absolute()
+
+
+def load_keys(path: Path, fleet: FleetConfig) -> KeysConfig:
+    """The keys file; a missing default file means no named keys, a missing named one errs."""
+    if not path.exists() and fleet.gateway.keys_file is None:
+        return KeysConfig()
+    return validate(read_toml(path), KeysConfig)
 
 
 def config_fingerprint(config: Config) -> str:

@@ -27,6 +27,12 @@ class GatewayConfig(StrictModel):
     metrics_listen: ListenAddress = "127.0.0.1:31314"
     # Accepted as Bearer or x-api-key; empty = open (the gateway warns off loopback).
     api_keys: list[str] = Field(default_factory=list)
+    # Named keys with roles and limits (docs/keys.md); default: keys.toml next to fleet.toml.
+    keys_file: RelativePath | None = None
+    # One JSON line per keyed request (docs/keys.md); rotated past usage_log_max_mb.
+    usage_log: RelativePath | None = None
+    usage_log_max_mb: int = Field(default=64, ge=1)
+    usage_log_keep: int = Field(default=5, ge=0)
     # Operator knobs beyond DESIGN §4, documented in docs/configuration.md.
     poll_interval: Duration = 2.0
     unhealthy_after: int = Field(default=3, ge=1)

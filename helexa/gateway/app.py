@@ -13,15 +13,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 
 from helexa.config import Config, NeuronEntry
-from helexa.gateway.auth import ApiKeyMiddleware, open_access_warning
+from helexa.gateway.auth import open_access_warning
 from helexa.gateway.coldload import ColdLoader
+from helexa.gateway.keys import KeyMiddleware, KeyRing
 from helexa.gateway.limits import body_limits, gateway_body_limits
 from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample
 from helexa.gateway.neuron_client import NeuronClient
@@ -29,6 +30,8 @@ from helexa.gateway.poller import FleetPoller, PollSettings
 from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, default_session_factory
 from helexa.gateway.sessions import SessionFactory
 from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+from helexa.gateway.usage import UsageBook, UsageCollector
+from helexa.gateway.usage_log import UsageLog, read_records
 from helexa.limits import BodyLimits
 
 log = logging.getLogger("helexa.gateway")
@@ -52,6 +55,7 @@ class Gateway:
         session_factory: SessionFactory = default_session_factory,
         poll: PollSettings | None = None,
         keep_alive_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         gw = config.fleet.gateway
         self.config = config
@@ -60,6 +64,11 @@ class Gateway:
         self.keep_alive_interval = keep_alive_interval
         self.fleet = FleetState()
         self.metrics = GatewayMetrics()
+        # Keys and their limits (monotonic `clock`: injectable so tests can pass a minute).
+        self.clock = clock
+        self.keyring = KeyRing.build(config, None, clock())
+        self.usage = UsageBook()
+        self.metrics.registry.register(UsageCollector(self.usage))
         self.poller = FleetPoller(
             self.fleet,
             config.fleet.neurons,
@@ -88,6 +97,8 @@ class Gateway:
         """A new desired state (reconcile daemon): poll the neurons it names from now on."""
         self.config = config
         self.config_error = None
+        # A saved keys.toml takes effect here; keys kept by name keep their live limits.
+        self.keyring = KeyRing.build(config, self.keyring, self.clock())
         self._limits = body_limits(config)
         self._targets.clear()
         self.poller.set_entries(config.fleet.neurons)
@@ -124,9 +135,23 @@ class Gateway:
         return target
 
     async def start(self) -> None:
-        """Start polling (and anything else added to `background`)."""
+        """Start polling, the usage log (and anything else added to `background`)."""
+        await self.start_usage_log()
         await self.poller.poll_once()
         self.background(self.poller.run(), "poller")
+
+    async def start_usage_log(self) -> None:
+        """Replay the last day of `[gateway] usage_log` into the usage window, then append."""
+        gw = self.config.fleet.gateway
+        if gw.usage_log is None:
+            return
+        usage_log = UsageLog(gw.usage_log, gw.usage_log_max_mb * MB, gw.usage_log_keep)
+        records = await asyncio.to_thread(
+            lambda: list(read_records(usage_log.path, gw.usage_log_keep))
+        )
+        self.usage.replay(records, time.time())
+        self.usage.listeners.append(usage_log.append)
+        self.background(usage_log.run(), "usage log")
 
     def background(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
@@ -148,7 +173,7 @@ class Gateway:
         total = len(self.fleet.neurons)
         healthy = len(self.fleet.healthy_neurons())
         status = "ok" if total and healthy == total else "degraded" if healthy else "down"
-        warning = open_access_warning(self.config.fleet.gateway)
+        warning = open_access_warning(self.config.fleet.gateway) if self.keyring.empty else None
         return {
             "status": status,
             "neurons": {"healthy": healthy, "total": total},
@@ -195,6 +220,7 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         routes_openai,
         routes_responses,
         routes_ui,
+        routes_usage,
     )
     from helexa.gateway.ui_auth import UiSessionMiddleware
 
@@ -216,6 +242,7 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         + routes_responses.ROUTES
         + routes_admin.ROUTES
         + routes_ui.ROUTES
+        + routes_usage.ROUTES
         + openapi.ROUTES
     )
     hot = {
@@ -228,7 +255,7 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     app.state.gateway = gateway
     # Added first = runs after auth: an unauthenticated client never makes us read a body.
     app.add_middleware(gateway_body_limits, limits=gateway.body_limits)
-    app.add_middleware(ApiKeyMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
+    app.add_middleware(KeyMiddleware, ring=lambda: gateway.keyring)
     # Outermost: turns the /ui sign-in cookie into the key the check above reads.
     app.add_middleware(UiSessionMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
     return app

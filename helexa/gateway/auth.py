@@ -1,19 +1,17 @@
 """API keys: `Authorization: Bearer <key>` or `x-api-key: <key>`; `/health` is public.
 
-A plain ASGI middleware (not BaseHTTPMiddleware) so streamed responses pass
-through untouched. The 401 speaks the route's dialect: Anthropic's envelope
-on `/v1/messages`, OpenAI's everywhere else.
+The check itself (a hash lookup of the presented key in the key ring) is
+helexa.gateway.keys; this module reads the key from the headers and renders
+the 401, which speaks the route's dialect: Anthropic's envelope on
+`/v1/messages`, OpenAI's everywhere else.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from helexa.asgi import JSON, send_whole
 from helexa.config.fleet import GatewayConfig
 from helexa.errors import Unauthorized
 
@@ -59,32 +57,3 @@ def unauthorized_body(path: str, message: str) -> bytes:
             {"type": "error", "error": {"type": err.type, "message": err.message}}
         ).encode()
     return json.dumps(err.to_openai()).encode()
-
-
-async def refuse_unauthorized(scope: Scope, send: Send, keys: Sequence[str]) -> bool:
-    """Answer 401 (in the path's dialect) unless the request may pass; True when refused.
-
-    Shared by `ApiKeyMiddleware` and the gateway's fast lane (helexa.gateway.fastlane).
-    """
-    if not keys or scope["path"] in PUBLIC_PATHS:
-        return False
-    presented = presented_key(scope["headers"])
-    if key_matches(presented, keys):
-        return False
-    message = "Missing API key" if presented is None else "Invalid API key"
-    body = unauthorized_body(scope["path"], message)
-    await send_whole(send, 401, body, [JSON, (b"www-authenticate", b"Bearer")])
-    return True
-
-
-class ApiKeyMiddleware:
-    """Rejects requests without a configured key (no keys configured = open)."""
-
-    def __init__(self, app: ASGIApp, keys: Callable[[], Sequence[str]]) -> None:
-        self.app = app
-        self.keys = keys
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and await refuse_unauthorized(scope, send, self.keys()):
-            return
-        await self.app(scope, receive, send)

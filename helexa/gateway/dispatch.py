@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from helexa.errors import APIError, BadRequest
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
+from helexa.gateway.keys import Ticket
 from helexa.gateway.metrics import GatewayMetrics
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import KEEP_ALIVE, Opened, Usage, error_event
@@ -96,6 +97,7 @@ class RequestMeter:
     dialect: str
     usage: Usage = field(default_factory=Usage)
     done: bool = False
+    ticket: Ticket | None = None  # the calling key's, when keys are configured
 
     def finish(self, neuron: str | None, status: int | str) -> None:
         if self.done:
@@ -107,6 +109,8 @@ class RequestMeter:
         m = self.metrics
         m.requests.inc((*labels, str(status)))
         m.request_duration.observe(labels, end - u.started)
+        if self.ticket is not None:
+            self.ticket.finish(neuron, status, u, end - u.started)
         if u.first_token_at is not None:
             m.ttft.observe(labels, u.first_token_at - u.started)
         if neuron is None:

@@ -10,10 +10,13 @@ does per request (20 us against 1 us for a bare ASGI call, measured
 in-process), so `GatewayApp` answers them directly, with the same checks
 in the same order and the same functions:
 
-1. API keys (`auth.refuse_unauthorized`, 401 in the path's dialect);
+1. API keys (`keys.authenticate`, 401 in the path's dialect: a hash and a
+   dict lookup);
 2. body limits (`helexa.limits.read_body`: 413 / 415 / 400 in the dialect);
-3. the route's handler (`routes_*.<name>_of(gateway, body)`), whose
-   starlette `Response` is then sent as usual.
+3. the route's handler (`routes_*.<name>_of(gateway, body, ticket)`), whose
+   starlette `Response` is then sent as usual. The key's ticket (None on an
+   open gateway) is admitted by the handler once the model is known (403 /
+   429) and settled when the answer ends, or here if it never ran.
 
 The UI session layer has nothing to do for these paths: it acts only on
 GET/HEAD of the UI pages and on the sign-in POST. An exception before the
@@ -35,14 +38,15 @@ from starlette.types import Receive, Scope, Send
 from helexa.asgi import send_whole
 from helexa.errors import APIError
 from helexa.gateway.app import Gateway
-from helexa.gateway.auth import refuse_unauthorized
+from helexa.gateway.keys import REFUSED, Ticket, authenticate, ticket_for
 from helexa.gateway.limits import render_error
+from helexa.gateway.proxy import UPSTREAM_PRIORITY
 from helexa.limits import read_body
 
 log = logging.getLogger("helexa.gateway")
 
-# (gateway, request body) -> the response; the routes' `*_of` functions.
-HotHandler = Callable[[Gateway, bytes], Awaitable[Response]]
+# (gateway, request body, the key's ticket) -> the response; the routes' `*_of` functions.
+HotHandler = Callable[[Gateway, bytes, Ticket | None], Awaitable[Response]]
 
 
 class GatewayApp(Starlette):
@@ -65,18 +69,28 @@ class GatewayApp(Starlette):
         self, handler: HotHandler, scope: Scope, receive: Receive, send: Send
     ) -> None:
         gw = self.gateway
-        if await refuse_unauthorized(scope, send, gw.config.fleet.gateway.api_keys):
+        principal = await authenticate(scope, send, gw.keyring)
+        if principal is REFUSED:
             return
         raw = await read_body(scope, receive, send, gw.body_limits(), render_error)
         if raw is None:
             return
+        ticket = ticket_for(principal, gw.usage, gw.clock, scope["path"])
+        if ticket is not None and ticket.principal.priority:
+            UPSTREAM_PRIORITY.set(ticket.principal.priority)  # this request's task only
         try:
-            response = await handler(gw, raw)
-        except Exception:
-            log.exception("%s failed", scope["path"])
-            await _internal_error(scope["path"], send)
-            return
-        await response(scope, receive, send)
+            try:
+                response = await handler(gw, raw, ticket)
+            except Exception:
+                log.exception("%s failed", scope["path"])
+                if ticket is not None:
+                    ticket.finish(None, 500, None)
+                await _internal_error(scope["path"], send)
+                return
+            await response(scope, receive, send)
+        finally:
+            if ticket is not None:
+                ticket.close()
 
 
 async def _internal_error(path: str, send: Send) -> None:

@@ -17,6 +17,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,11 @@ import aiohttp
 from helexa import fastjson
 from helexa.errors import APIError, Overloaded, UpstreamError, UpstreamTimeout
 from helexa.gateway.sessions import LazySession, SessionFactory
+from helexa.protocol.neuron import PRIORITY_HEADER
+
+# The calling key's priority, set by the fast lane for the request's task (and the
+# tasks it starts): sent upstream as X-Helexa-Priority when not 0 (docs/keys.md).
+UPSTREAM_PRIORITY: ContextVar[int] = ContextVar("upstream_priority", default=0)
 
 log = logging.getLogger("helexa.gateway.proxy")
 
@@ -72,11 +78,15 @@ class Usage:
     finished_at: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None  # part of prompt_tokens (prompt_tokens_details)
 
     def read_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
             self.prompt_tokens = _int_or_none(usage.get("prompt_tokens"))
             self.completion_tokens = _int_or_none(usage.get("completion_tokens"))
+            details = usage.get("prompt_tokens_details")
+            if isinstance(details, dict):
+                self.cached_tokens = _int_or_none(details.get("cached_tokens"))
 
 
 @dataclass
@@ -118,8 +128,11 @@ class Proxy:
         """POST `body` to the first target that takes it; raise when none does."""
         timeout = self._timeout[stream]
         last: APIError | None = None
+        priority = UPSTREAM_PRIORITY.get()
         for target in targets:
             headers = {**_JSON, **target.headers} if target.headers else _JSON
+            if priority:
+                headers = {**headers, PRIORITY_HEADER: str(priority)}
             try:
                 resp = await self.session.post(
                     target.url, data=body, headers=headers, timeout=timeout

@@ -27,6 +27,7 @@ from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream, parse_json_object
+from helexa.gateway.keys import Ticket, check_model_access, request_ticket
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.protocol.neuron import TokenizeRequest
 from helexa.translate.anthropic_request import (
@@ -88,21 +89,24 @@ def resolve_model(name: str, gw: Gateway) -> router.ResolvedModel:
 
 
 async def messages(request: Request) -> Response:
-    return await messages_of(gateway_of(request), await request.body())
+    gw = gateway_of(request)
+    return await messages_of(gw, await request.body(), request_ticket(gw, request))
 
 
-async def messages_of(gw: Gateway, raw: bytes) -> Response:
+async def messages_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/messages` with its body read (also the fast lane's handler)."""
     try:
         parsed = parse_messages_request(parse_json_object(raw))
         resolved = resolve_model(parsed.model, gw)
+        if ticket is not None:
+            ticket.admit(resolved.model_id, len(raw))
     except APIError as exc:
-        RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)
+        RequestMeter(gw.metrics, "", DIALECT, ticket=ticket).finish(None, exc.status)
         return anthropic_error(exc)
     body = translate_request(parsed) | sampling_extensions(parsed.model_extra)
     body["model"] = resolved.model_id
     fit_max_tokens(body, context_length(gw, resolved))
-    meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT)
+    meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT, ticket=ticket)
     stops = parsed.stop_sequences or []
     if not parsed.stream:
         return await _whole(gw, body, parsed.model, stops, meter)
@@ -150,6 +154,7 @@ async def count_tokens(request: Request) -> Response:
     try:
         parsed = parse_count_tokens_request(parse_json_object(await request.body()))
         resolved = resolve_model(parsed.model, gw)
+        check_model_access(request, resolved.model_id)
         tokenize = TokenizeRequest.model_validate(tokenize_request(parsed))
         tokenize.model = resolved.model_id
         spec = gw.config.models.get(resolved.model_id)

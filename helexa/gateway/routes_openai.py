@@ -12,6 +12,7 @@ from helexa.errors import APIError, BadRequest, ModelNotFound
 from helexa.gateway import catalogue, router
 from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.dispatch import RequestMeter, openai_error, parse_json_object, respond
+from helexa.gateway.keys import Ticket, request_ticket
 
 DIALECT = "openai"
 
@@ -32,35 +33,39 @@ async def get_model(request: Request) -> Response:
 
 
 async def chat_completions(request: Request) -> Response:
-    return await chat_completions_of(gateway_of(request), await request.body())
+    gw = gateway_of(request)
+    return await chat_completions_of(gw, await request.body(), request_ticket(gw, request))
 
 
 async def completions(request: Request) -> Response:
-    return await completions_of(gateway_of(request), await request.body())
+    gw = gateway_of(request)
+    return await completions_of(gw, await request.body(), request_ticket(gw, request))
 
 
-async def chat_completions_of(gw: Gateway, raw: bytes) -> Response:
+async def chat_completions_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/chat/completions` with its body read (also the fast lane's handler)."""
-    return await _completion(gw, raw, "/chat/completions")
+    return await _completion(gw, raw, "/chat/completions", ticket)
 
 
-async def completions_of(gw: Gateway, raw: bytes) -> Response:
-    return await _completion(gw, raw, "/completions")
+async def completions_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
+    return await _completion(gw, raw, "/completions", ticket)
 
 
-async def _completion(gw: Gateway, raw: bytes, path: str) -> Response:
+async def _completion(gw: Gateway, raw: bytes, path: str, ticket: Ticket | None) -> Response:
     try:
         body = parse_json_object(raw)
         name = body.get("model")
         if not isinstance(name, str) or not name:
             raise BadRequest("`model` is required", param="model")
         resolved = router.resolve_or_raise(name, gw.config.models, gw.fleet)
+        if ticket is not None:
+            ticket.admit(resolved.model_id, len(raw))
     except APIError as exc:
-        RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)
+        RequestMeter(gw.metrics, "", DIALECT, ticket=ticket).finish(None, exc.status)
         return openai_error(exc)
     stream = body.get("stream") is True
     payload, drop_usage_event = upstream_payload(raw, body, resolved.model_id, stream=stream)
-    meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT)
+    meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT, ticket=ticket)
     return await respond(
         gw,
         resolved.model_id,

@@ -31,6 +31,7 @@ from helexa.gateway.dispatch import (
     openai_error,
     parse_json_object,
 )
+from helexa.gateway.keys import Ticket, request_ticket
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import KEEP_ALIVE
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
@@ -46,21 +47,24 @@ STREAM = StreamDialect(render=render_sse, keep_alive=KEEP_ALIVE)
 
 
 async def responses(request: Request) -> Response:
-    return await responses_of(gateway_of(request), await request.body())
+    gw = gateway_of(request)
+    return await responses_of(gw, await request.body(), request_ticket(gw, request))
 
 
-async def responses_of(gw: Gateway, raw: bytes) -> Response:
+async def responses_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/responses` with its body read (also the fast lane's handler)."""
     try:
         parsed = parse_responses_request(parse_json_object(raw))
         resolved = router.resolve_or_raise(parsed.model, gw.config.models, gw.fleet)
         body = translate_request(parsed)  # tool and input rules raise BadRequest too
+        if ticket is not None:
+            ticket.admit(resolved.model_id, len(raw))
     except APIError as exc:
-        RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)
+        RequestMeter(gw.metrics, "", DIALECT, ticket=ticket).finish(None, exc.status)
         return openai_error(exc)
     body["model"] = resolved.model_id
     payload = fastjson.dumps(body)
-    meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT)
+    meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT, ticket=ticket)
     ctx = ResponseContext(f"resp_{uuid.uuid4().hex}", int(time.time()), parsed.model, parsed)
     hint = router.RoutingHint(session_key=parsed.prompt_cache_key)
     if not parsed.stream:

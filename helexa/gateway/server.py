@@ -62,7 +62,7 @@ def bind(listen: str) -> socket.socket:
 
 
 def open_warning(config: Config) -> str | None:
-    warning = open_access_warning(config.fleet.gateway)
+    warning = open_access_warning(config.fleet.gateway) if not config.keys.keys else None
     return f"WARNING: {warning}" if warning else None
 
 

@@ -36,7 +36,7 @@ COOKIE_MAX_AGE_S = 7 * 24 * 3600
 LOGIN_PATH = "/ui/login"
 MAX_FORM_BYTES = 4096
 # Read-only routes a signed-in browser may reach with the cookie alone.
-COOKIE_PATHS = ("/ui", "/admin/fleet", "/admin/stats")
+COOKIE_PATHS = ("/ui", "/admin/fleet", "/admin/stats", "/admin/usage")
 
 
 def session_token(key: str) -> str:

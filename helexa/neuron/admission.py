@@ -1,7 +1,10 @@
-"""Per-model admission: `max_in_flight` running, a bounded FIFO queue, then 503.
+"""Per-model admission: `max_in_flight` running, a bounded queue, then 503.
 
-A finished request hands its slot straight to the oldest waiter, so the
+A finished request hands its slot straight to the waiter with the highest
+priority, the oldest first among equals (FIFO when nobody sets one), so the
 counters never overshoot and a freed slot cannot be stolen by a newcomer.
+The priority is the calling key's (the gateway sends it as
+`X-Helexa-Priority`; docs/keys.md).
 Cancellation at any point (client gone, queue timeout) leaves the counters
 exact: that is the property the tests pin down.
 """
@@ -9,13 +12,24 @@ exact: that is the property the tests pin down.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import heapq
+import itertools
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from helexa.errors import Overloaded
 
 RejectHook = Callable[[str], None]  # called with the reason: "queue_full" | "queue_timeout"
+
+
+def priority_of(value: str | None) -> int:
+    """The priority a request's header asks for; absent or malformed means 0."""
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        return 0
 
 
 class Admission:
@@ -33,7 +47,9 @@ class Admission:
         self.queue_timeout = queue_timeout
         self._on_reject = on_reject
         self._running = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # (-priority, arrival, future): a heap, so the first is the next to run.
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -50,21 +66,21 @@ class Admission:
         await self._idle.wait()
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+    async def slot(self, priority: int = 0) -> AsyncIterator[None]:
+        await self.acquire(priority)
         try:
             yield
         finally:
             self.release()
 
-    async def acquire(self) -> None:
+    async def acquire(self, priority: int = 0) -> None:
         if self._running < self.max_in_flight and not self._waiters:
             self._take()
             return
         if len(self._waiters) >= self.max_queue:
             self._reject("queue_full", f"model busy: {self._running} running, queue full")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        heapq.heappush(self._waiters, (-priority, next(self._arrivals), waiter))
         self._idle.clear()
         try:
             async with asyncio.timeout(self.queue_timeout):
@@ -78,7 +94,7 @@ class Admission:
 
     def release(self) -> None:
         while self._waiters:
-            waiter = self._waiters.popleft()
+            _, _, waiter = heapq.heappop(self._waiters)
             if not waiter.done():
                 waiter.set_result(None)  # the slot passes on; _running is unchanged
                 return
@@ -96,8 +112,10 @@ class Admission:
             self.release()
             return
         waiter.cancel()
-        with suppress(ValueError):
-            self._waiters.remove(waiter)
+        kept = [entry for entry in self._waiters if entry[2] is not waiter]
+        if len(kept) != len(self._waiters):
+            self._waiters[:] = kept
+            heapq.heapify(self._waiters)
         if self._running == 0 and not self._waiters:
             self._idle.set()
 

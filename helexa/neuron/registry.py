@@ -216,9 +216,9 @@ class Registry:
     # --- running ---------------------------------------------------------
 
     @asynccontextmanager
-    async def generation(self, entry: ModelEntry) -> AsyncIterator[Generation]:
+    async def generation(self, entry: ModelEntry, priority: int = 0) -> AsyncIterator[Generation]:
         """Hold an admission slot for one request; registered so unload can drain it."""
-        async with entry.admission.slot():
+        async with entry.admission.slot(priority):
             if entry.state != "loaded":  # unload began while we queued
                 raise ModelUnloading(f"model {entry.id!r} is being unloaded", param="model")
             gen = Generation()

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from helexa.errors import APIError
+from helexa.neuron.admission import priority_of
 from helexa.neuron.chat import (
     chat_request_ids,
     check_n,
@@ -37,6 +38,7 @@ from helexa.neuron.metrics import NeuronMetrics
 from helexa.neuron.registry import ModelEntry
 from helexa.neuron.sse import sse_stream
 from helexa.neuron.state import NeuronState, neuron_state
+from helexa.protocol.neuron import PRIORITY_HEADER
 from helexa.protocol.openai import (
     AssistantMessage,
     ChatChoice,
@@ -139,7 +141,8 @@ async def _serve(request: Request, body: SamplingFields, kind: str, limit: int |
         job = _prepare(state, body, kind, limit)
         slot = contextlib.AsyncExitStack()
         started = time.monotonic()
-        generation = await slot.enter_async_context(state.registry.generation(job.entry))
+        priority = priority_of(request.headers.get(PRIORITY_HEADER))
+        generation = await slot.enter_async_context(state.registry.generation(job.entry, priority))
         metrics.queue_wait.labels(job.entry.id).observe(time.monotonic() - started)
     except APIError as exc:
         metrics.requests.labels(body.model, kind, str(exc.status)).inc()

@@ -8,6 +8,10 @@ from pydantic import Field
 
 from helexa.protocol.base import WireModel
 
+# Sent by the gateway with the calling key's priority: a neuron's full admission queue
+# serves higher priorities first (absent = 0).
+PRIORITY_HEADER = "x-helexa-priority"
+
 ModelState = Literal["loading", "loaded", "unloading", "failed"]
 DeviceKind = Literal["cuda", "cpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]

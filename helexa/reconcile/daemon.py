@@ -330,8 +330,12 @@ class ReconcileDaemon:
     async def _watch(self) -> None:
         from watchfiles import awatch
 
-        names = {self.fleet_path.name, self.models_path.name}
-        directories = sorted({str(self.fleet_path.parent), str(self.models_path.parent)})
+        watched = [self.fleet_path, self.models_path]
+        keys_path = self.config.keys_path if self.config else None
+        if keys_path is not None:
+            watched.append(keys_path)  # a saved keys.toml applies without a restart
+        names = {path.name for path in watched}
+        directories = sorted({str(path.parent) for path in watched})
         debounce_ms = max(1, int(self.debounce_s * 1000))
         self._watch_stop.clear()
         async for changes in awatch(

@@ -1,4 +1,4 @@
-// helexa live fleet page: polls /admin/fleet and /admin/stats and redraws.
+// helexa live fleet page: polls /admin/fleet, /admin/stats and /admin/usage and redraws.
 // No framework and no build step; every value from the gateway goes in through
 // textContent, never innerHTML, so a model name cannot inject markup.
 "use strict";
@@ -170,6 +170,35 @@ function renderModels(fleet, stats, now) {
   document.querySelector("#models tbody").replaceChildren(...rows);
 }
 
+function limitsText(limits) {
+  if (!limits) return "–";
+  const parts = [];
+  if (limits.requests_per_minute) parts.push(`${limits.requests_per_minute} req/min`);
+  if (limits.tokens_per_minute) parts.push(`${limits.tokens_per_minute} tok/min`);
+  if (limits.max_concurrent) parts.push(`${limits.max_concurrent} at once`);
+  return parts.length ? parts.join(", ") : "none";
+}
+
+function renderKeys(usage) {
+  const keys = usage.keys || [];
+  const rows = keys.map((k) =>
+    el("tr", { "data-key": k.key },
+      el("td", {}, k.key, k.limits && k.limits.role === "admin" ? badge("admin", "info") : null),
+      el("td", {}, (k.models || []).map((m) => m.model || "–").join(", ")),
+      el("td", { class: "num" }, k.requests),
+      el("td", { class: "num" }, k.errors),
+      el("td", { class: "num" }, k.input_tokens),
+      el("td", { class: "num" }, k.output_tokens),
+      el("td", { class: "num wide-only" }, k.limits ? k.limits.in_flight : "–"),
+      el("td", { class: "wide-only" }, limitsText(k.limits))),
+  );
+  document.querySelector("#keys tbody").replaceChildren(
+    ...(rows.length
+      ? rows
+      : [el("tr", {}, el("td", { colspan: "8", class: "muted" }, "no requests with a key in the last hour"))]),
+  );
+}
+
 function renderReconcile(reconcile) {
   const conditions = document.getElementById("conditions");
   const plan = document.getElementById("plan");
@@ -204,12 +233,13 @@ function renderDecisions(decisions) {
   );
 }
 
-function render(fleet, stats) {
+function render(fleet, stats, usage) {
   const now = stats.at || Date.now() / 1000;
   renderHeader(fleet, now);
   renderAlerts(fleet);
   document.getElementById("neurons").replaceChildren(...(fleet.neurons || []).map(neuronCard));
   renderModels(fleet, stats, now);
+  renderKeys(usage);
   renderReconcile(fleet.reconcile);
   renderDecisions(fleet.decisions || []);
   document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
@@ -227,8 +257,10 @@ async function getJson(path) {
 
 async function poll() {
   try {
-    const [fleet, stats] = await Promise.all([getJson("/admin/fleet"), getJson("/admin/stats")]);
-    render(fleet, stats);
+    const [fleet, stats, usage] = await Promise.all([
+      getJson("/admin/fleet"), getJson("/admin/stats"), getJson("/admin/usage?window=1h"),
+    ]);
+    render(fleet, stats, usage);
   } catch (error) {
     const status = document.getElementById("fleet-status");
     status.className = "badge down";

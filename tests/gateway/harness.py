@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import textwrap
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,12 +44,18 @@ def write_configs(directory: Path, fleet_toml: str, models_toml: str) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def run_gateway(config: Config) -> AsyncIterator[RunningGateway]:
-    """`helexa serve`'s gateway in-process, polling fast so tests wait little."""
+async def run_gateway(
+    config: Config, *, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[RunningGateway]:
+    """`helexa serve`'s gateway in-process, polling fast so tests wait little.
+
+    `clock` is the monotonic clock of the keys' limits (tests pass a minute by hand).
+    """
     gateway = Gateway(
         config,
         poll=PollSettings(interval=0.2, timeout=2.0, failure_threshold=2),
         keep_alive_interval=0.05,
+        clock=clock,
     )
     async with serve_in_process(build_app(gateway), http=CoalescingHttpToolsProtocol) as url:
         yield RunningGateway(gateway, url)

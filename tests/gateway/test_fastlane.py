@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helexa.gateway.app import Gateway, build_app
-from helexa.gateway.auth import ApiKeyMiddleware
 from helexa.gateway.fastlane import GatewayApp, HotHandler
+from helexa.gateway.keys import KeyMiddleware, Ticket
 from helexa.gateway.transport import CoalescingHttpToolsProtocol
 from helexa.testing.neuron_proc import serve_in_process
 from tests.gateway.harness import write_configs
@@ -28,12 +28,12 @@ class Recorder:
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
 
-    async def __call__(self, _: Gateway, raw: bytes) -> Response:
+    async def __call__(self, _: Gateway, raw: bytes, ticket: Ticket | None) -> Response:
         self.bodies.append(raw)
         return JSONResponse({"ok": True})
 
 
-async def boom(_: Gateway, raw: bytes) -> Response:
+async def boom(_: Gateway, raw: bytes, ticket: Ticket | None) -> Response:
     raise RuntimeError("handler bug")
 
 
@@ -53,7 +53,7 @@ async def keyed(tmp_path: Path) -> AsyncIterator[tuple[str, Recorder]]:
     hot: dict[str, HotHandler] = {CHAT: recorder, MESSAGES: recorder}
     gw = gateway(tmp_path, 'api_keys = ["k"]\nmax_body_mb = 1')
     app = GatewayApp(gw, hot, routes=[Route(CHAT, not_a_hot_route, methods=["GET"])])
-    app.add_middleware(ApiKeyMiddleware, keys=lambda: gw.config.fleet.gateway.api_keys)
+    app.add_middleware(KeyMiddleware, ring=lambda: gw.keyring)
     async with serve_in_process(app, http=CoalescingHttpToolsProtocol) as url:
         yield url, recorder
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from helexa.errors import Overloaded
-from helexa.neuron.admission import Admission
+from helexa.neuron.admission import Admission, priority_of
 
 
 async def _wait_for(predicate: Callable[[], bool]) -> None:
@@ -57,6 +57,31 @@ async def test_queue_is_fifo() -> None:
     await asyncio.gather(*tasks)
     assert order == [0, 1, 2]
     assert (adm.in_flight, adm.queued) == (0, 0)
+
+
+async def test_higher_priority_waiters_go_first_fifo_among_equals() -> None:
+    adm = Admission(max_in_flight=1, max_queue=5, queue_timeout=5)
+    order: list[str] = []
+    await adm.acquire()
+
+    async def worker(name: str, priority: int) -> None:
+        async with adm.slot(priority):
+            order.append(name)
+
+    tasks = []
+    for name, priority in (("a0", 0), ("b5", 5), ("c0", 0), ("d9", 9), ("e5", 5)):
+        tasks.append(asyncio.create_task(worker(name, priority)))
+        await _wait_for(lambda: adm.queued == len(tasks))
+    tasks[2].cancel()  # a waiter that leaves is taken out of the order
+    await _wait_for(lambda: adm.queued == 4)
+    adm.release()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert order == ["d9", "b5", "e5", "a0"]
+    assert (adm.in_flight, adm.queued) == (0, 0)
+
+
+def test_priority_header_values() -> None:
+    assert [priority_of(v) for v in (None, "", "7", "-2", "high")] == [0, 0, 7, -2, 0]
 
 
 async def test_queue_timeout_rejects_and_leaves_counters_exact() -> None:
