@@ -15,6 +15,7 @@ so streaming responses still see their client leave.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +27,14 @@ from helexa.errors import APIError, BadRequest, PayloadTooLarge, UnsupportedMedi
 
 MB = 1024 * 1024
 DEFAULT_MAX_BODY_MB = 32  # Anthropic's own request limit for the Messages API
+SCAN_OFF_LOOP_BYTES = 256 * 1024  # larger bodies are scanned in a worker thread
 DEFAULT_MAX_DEPTH = 64  # far past any real tool schema, far below Python's recursion limit
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# One JSON string, linear in the body: possessive quantifiers never backtrack, and a
+# string left open runs to the end of the body instead of failing (a failed match would
+# be retried from every later quote: quadratic on a quote-backslash pair repeated).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -141,7 +146,11 @@ async def read_body(
         if not message.get("more_body", False):
             break
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk: no copy
-    if too_deep(body, limits.max_depth):
+    if len(body) > SCAN_OFF_LOOP_BYTES:  # a 32 MB scan would hold every stream back
+        deep = await asyncio.to_thread(too_deep, body, limits.max_depth)
+    else:
+        deep = too_deep(body, limits.max_depth)
+    if deep:
         depth = BadRequest(f"request JSON is nested deeper than {limits.max_depth} levels")
         await _refuse(path, send, depth, render)
         return None

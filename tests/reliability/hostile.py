@@ -103,6 +103,11 @@ def _deep_array(_: Route) -> bytes:
     return b'{"model": "m", "messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
 
 
+def _unterminated_escapes(_: Route) -> bytes:
+    # Quadratic for a backtracking string scan: this body held the loop for minutes.
+    return b'{"model": "m", "messages": ' + b"[" * 65 + b'"\\' * (400 * 1024)
+
+
 def _deep_tool_schema(route: Route) -> bytes:
     return encode(valid_body(route.kind) | {"tools": [tool(route.kind, 0, nested_schema(200))]})
 
@@ -144,6 +149,7 @@ def _huge_max_tokens_status(route: Route) -> int:
 CASES = [
     Case("oversized body", _oversized, 413),
     Case("deeply nested array", _deep_array, 400),
+    Case("unterminated escapes after brackets (ReDoS)", _unterminated_escapes, 400),
     Case("deeply nested tool schema", _deep_tool_schema, 400),
     Case("invalid utf-8", _invalid_utf8, 400),
     Case("not json at all", lambda _: b"\x00\x01garbage{", 400),
