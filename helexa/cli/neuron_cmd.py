@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from helexa.neuron.app import build_app
+    from helexa.neuron.limits import neuron_protocol
 
     app = build_app(config, token=token)
     log.info(
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=neuron_protocol(config),
         log_level=args.log_level,
         access_log=args.log_level == "debug",
         timeout_graceful_shutdown=5,

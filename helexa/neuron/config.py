@@ -33,6 +33,11 @@ class NeuronSection(StrictModel):
     keep_alive_interval: Duration = 1.0  # SSE comment after this much silence
     torch_threads: int = Field(default=0, ge=0)  # 0 = torch's default
     max_body_mb: int = Field(default=32, ge=1)  # larger request bodies get 413
+    # Connection limits (helexa.httpguard), read at start.
+    max_header_kb: int = Field(default=64, ge=1)  # a larger request head gets 431
+    header_timeout: Duration = 10.0  # the whole head, from connect or the last response
+    body_timeout: Duration = 60.0  # the whole body, from its head
+    max_connections: int = Field(default=1024, ge=1)  # past it, 503
 
 
 class DevicesSection(StrictModel):

@@ -13,8 +13,8 @@ import openai
 
 from helexa.config import Config, load_config
 from helexa.gateway.app import Gateway, build_app
+from helexa.gateway.limits import gateway_protocol
 from helexa.gateway.poller import PollSettings
-from helexa.gateway.transport import CoalescingHttpToolsProtocol
 from helexa.neuron.config import NeuronConfig
 from helexa.testing.neuron_proc import serve_in_process
 
@@ -50,7 +50,7 @@ async def run_gateway(config: Config) -> AsyncIterator[RunningGateway]:
         poll=PollSettings(interval=0.2, timeout=2.0, failure_threshold=2),
         keep_alive_interval=0.05,
     )
-    async with serve_in_process(build_app(gateway), http=CoalescingHttpToolsProtocol) as url:
+    async with serve_in_process(build_app(gateway), http=gateway_protocol(config)) as url:
         yield RunningGateway(gateway, url)
 
 
