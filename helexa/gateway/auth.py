@@ -32,6 +32,13 @@ def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def repeated_credentials(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Two Authorization (or two x-api-key) headers: refused, never one picked (servers and
+    proxies disagree on which one counts)."""
+    names = [name for name, _ in headers if name in (b"authorization", b"x-api-key")]
+    return len(names) != len(set(names))
+
+
 def key_matches(presented: str | None, keys: Sequence[str]) -> bool:
     if presented is None:
         return False
@@ -69,9 +76,12 @@ async def refuse_unauthorized(scope: Scope, send: Send, keys: Sequence[str]) -> 
     if not keys or scope["path"] in PUBLIC_PATHS:
         return False
     presented = presented_key(scope["headers"])
-    if key_matches(presented, keys):
+    if repeated_credentials(scope["headers"]):
+        message = "Send one Authorization or x-api-key header, not several"
+    elif key_matches(presented, keys):
         return False
-    message = "Missing API key" if presented is None else "Invalid API key"
+    else:
+        message = "Missing API key" if presented is None else "Invalid API key"
     body = unauthorized_body(scope["path"], message)
     await send_whole(send, 401, body, [JSON, (b"www-authenticate", b"Bearer")])
     return True

@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from helexa.errors import APIError
 from helexa.neuron.admission import Admission
 from helexa.neuron.config import NeuronConfig, PreloadEntry
-from helexa.neuron.http import EXCEPTION_HANDLERS, BearerAuth
+from helexa.neuron.http import EXCEPTION_HANDLERS, BearerAuth, BrowserGuard
 from helexa.neuron.limits import body_limits, neuron_body_limits
 from helexa.neuron.loading import TokenizerCache, engine_loader
 from helexa.neuron.metrics import ModelSnapshot, NeuronMetrics
@@ -78,6 +78,7 @@ def build_app(
         routes=[*CONTROL_ROUTES, *OPENAI_ROUTES, *OPENAPI_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
+            Middleware(BrowserGuard, open_to_loopback=token is None),
             Middleware(BearerAuth, token=token, public=PUBLIC_PATHS),
             Middleware(neuron_body_limits, limits=lambda: body_limits(config)),
         ],

@@ -61,10 +61,19 @@ class NeuronConfig(StrictModel):
     preload: list[PreloadEntry] = Field(default_factory=list)
 
     def read_token(self) -> str | None:
-        """The bearer token, or None when the neuron is open (a missing file raises)."""
+        """The bearer token, or None when no token_file is set.
+
+        A missing or empty file raises: an empty one must not open the neuron to anyone.
+        """
         if self.neuron.token_file is None:
             return None
-        return self.neuron.token_file.read_text(encoding="utf-8").strip() or None
+        token = self.neuron.token_file.read_text(encoding="utf-8").strip()
+        if not token:
+            raise ValueError(
+                f"token_file {self.neuron.token_file} is empty: write the fleet's shared "
+                "secret into it (e.g. `openssl rand -hex 32`)"
+            )
+        return token
 
 
 def load_neuron_config(path: Path | None) -> NeuronConfig:
