@@ -26,6 +26,9 @@ class NeuronSection(StrictModel):
     token_file: RelativePath | None = None
     cache_dir: RelativePath | None = None  # HF cache; None = HF's default
     offline: bool = False  # forbid downloads (HF_HUB_OFFLINE)
+    # Load paths must lie inside one of these (resolved); empty = any absolute path.
+    model_roots: list[RelativePath] = Field(default_factory=list)
+    allow_hub_ids: bool = False  # loads by hub id (downloads) when offline = false
     max_in_flight: int = Field(default=4, ge=1)  # per model
     max_queue: int = Field(default=16, ge=0)  # per model
     queue_timeout: Duration = 30.0

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from helexa.neuron.config import NeuronConfig
 from helexa.testing.neuron_proc import InProcessNeuron
@@ -107,3 +109,57 @@ async def test_two_authorization_headers_are_refused(
     assert response.status_code == status, response.text
     assert is_dialect_error(dialect, response.json())
     assert "several" in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({"model": "x", "path": "../x"}, "absolute"),
+        ({"model": "x", "path": "etc"}, "absolute"),
+        ({"model": "x", "path": "/etc"}, "outside"),
+        ({"model": "x", "path": "{root}/../../etc"}, "outside"),
+        ({"model": "x", "path": "{root}/../does-not-exist"}, "outside"),
+        ({"model": "Qwen/Qwen3-0.6B"}, "allow_hub_ids"),
+    ],
+)
+async def test_loads_are_confined_to_the_model_roots(
+    roots_neuron: InProcessNeuron, tiny_model_dir: Path, body: dict[str, str], why: str
+) -> None:
+    """Neither the path nor whether it exists comes back; nothing is loaded or listed."""
+    body = {k: v.format(root=tiny_model_dir) for k, v in body.items()}
+    async with roots_neuron.http() as http:
+        loaded = await http.post("/models/load", json=body)
+        counted = await http.post("/v1/tokenize", json=body | {"prompt": "hi"})
+        listed = (await http.get("/models")).json()["models"]
+    for response in (loaded, counted):
+        assert response.status_code == 400, response.text
+        assert is_dialect_error("openai", response.json())
+        assert why in response.json()["error"]["message"]
+        assert "etc" not in response.json()["error"]["message"]
+    assert listed == []
+    assert roots_neuron.loader.calls == []
+
+
+async def test_a_path_inside_the_model_roots_loads(
+    roots_neuron: InProcessNeuron, tiny_model_dir: Path
+) -> None:
+    async with roots_neuron.http() as http:
+        counted = await http.post(
+            "/v1/tokenize", json={"model": "t", "path": str(tiny_model_dir), "prompt": "hi"}
+        )
+    assert counted.status_code == 200, counted.text
+    await roots_neuron.load("inside", tiny_model_dir / ".." / tiny_model_dir.name)
+    assert roots_neuron.loader.calls == ["inside"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def roots_neuron(tiny_model_dir: Path) -> AsyncIterator[InProcessNeuron]:
+    """A neuron that may download (offline = false) but only loads from its model root."""
+    config = NeuronConfig.model_validate(
+        {
+            "neuron": {"name": "roots", "offline": False, "model_roots": [str(tiny_model_dir)]},
+            "devices": {"reserve_mb": 0},
+        }
+    )
+    async with InProcessNeuron.start(config, token=NEURON_TOKEN) as neuron:
+        yield neuron
