@@ -26,8 +26,9 @@ from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream, parse_json_object
+from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
+from helexa.limits import parse_json_object
 from helexa.protocol.neuron import TokenizeRequest
 from helexa.translate.anthropic_request import (
     parse_count_tokens_request,
@@ -94,7 +95,7 @@ async def messages(request: Request) -> Response:
 async def messages_of(gw: Gateway, raw: bytes) -> Response:
     """`POST /v1/messages` with its body read (also the fast lane's handler)."""
     try:
-        parsed = parse_messages_request(parse_json_object(raw))
+        parsed = parse_messages_request(await parse_json_object(raw))
         resolved = resolve_model(parsed.model, gw)
     except APIError as exc:
         RequestMeter(gw.metrics, "", DIALECT).finish(None, exc.status)
@@ -148,7 +149,7 @@ async def count_tokens(request: Request) -> Response:
     """Exact input tokens: the served model's tokenizer + chat template, via a neuron."""
     gw = gateway_of(request)
     try:
-        parsed = parse_count_tokens_request(parse_json_object(await request.body()))
+        parsed = parse_count_tokens_request(await parse_json_object(await request.body()))
         resolved = resolve_model(parsed.model, gw)
         tokenize = TokenizeRequest.model_validate(tokenize_request(parsed))
         tokenize.model = resolved.model_id

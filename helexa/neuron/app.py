@@ -78,8 +78,8 @@ def build_app(
         routes=[*CONTROL_ROUTES, *OPENAI_ROUTES, *OPENAPI_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
-            Middleware(BrowserGuard, open_to_loopback=token is None),
             Middleware(BearerAuth, token=token, public=PUBLIC_PATHS),
+            Middleware(BrowserGuard, open_to_loopback=token is None),
             Middleware(neuron_body_limits, limits=lambda: body_limits(config)),
         ],
         lifespan=lifespan,

@@ -7,8 +7,8 @@ pydantic ValidationError, starlette's 404/405, an unexpected bug).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 import logging
 import re
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from helexa.config.fields import is_loopback_host
 from helexa.errors import APIError, BadRequest, Unauthorized, UnsupportedMediaType
-from helexa.limits import is_json_content_type
+from helexa.limits import PARSE_OFF_LOOP_BYTES, is_json_content_type, parse_json_object
 
 log = logging.getLogger("helexa.neuron.http")
 
@@ -31,12 +31,13 @@ M = TypeVar("M", bound=BaseModel)
 async def parse_body(request: Request, model: type[M]) -> M:
     """The request body as `model`; malformed JSON or wrong fields -> 400 naming the field."""
     raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
+    data = await parse_json_object(raw)  # counts checked, large bodies off the loop
+    if len(raw) > PARSE_OFF_LOOP_BYTES:
+        return await asyncio.to_thread(_validate, model, data)
+    return _validate(model, data)
+
+
+def _validate(model: type[M], data: dict[str, object]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -72,7 +73,8 @@ async def http_error_handler(_: Request, exc: Exception) -> Response:
 
 async def unexpected_error_handler(_: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return error_response(APIError(f"internal error: {type(exc).__name__}: {exc}"))
+    # The exception text may quote the request or the host: the log has it, not the client.
+    return error_response(APIError("internal error in the neuron (see its log)"))
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

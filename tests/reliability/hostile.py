@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helexa.limits import MAX_CONTENT_BLOCKS, MAX_MESSAGES
 from helexa.testing.neuron_proc import TINY_MODEL_ID
 from tests.reliability.stack import MAX_BODY_MB
 
@@ -129,6 +130,29 @@ def _negative_temperature(route: Route) -> bytes:
     return encode(valid_body(route.kind) | {"temperature": -0.5})
 
 
+def _seed_past_int64(route: Route) -> bytes:
+    return encode(valid_body(route.kind) | {"seed": 2**70})
+
+
+def _lone_surrogate_model(route: Route) -> bytes:
+    return encode(valid_body(route.kind)).replace(TINY_MODEL_ID.encode(), b"tiny\\ud800")
+
+
+def _lone_surrogate_text(route: Route) -> bytes:
+    return encode(valid_body(route.kind)).replace(b"hello", b"he\\udc00llo")
+
+
+def _too_many_messages(route: Route) -> bytes:
+    if route.kind == "completion":
+        return encode(valid_body(route.kind) | {"prompt": "x"})  # not applicable
+    return encode(valid_body(route.kind) | {"messages": [user("hi")] * (MAX_MESSAGES + 1)})
+
+
+def _too_many_blocks(route: Route) -> bytes:
+    blocks = [{"type": "text", "text": "x"}] * (MAX_CONTENT_BLOCKS + 1)
+    return encode(valid_body(route.kind) | {"messages": [{"role": "user", "content": blocks}]})
+
+
 def _thousands_of_tools(route: Route) -> bytes:
     return encode(valid_body(route.kind) | {"tools": [tool(route.kind, i) for i in range(2000)]})
 
@@ -180,6 +204,21 @@ CASES = [
         _thousands_of_tools,
         400,
         applies=lambda r: r.kind in ("chat", "anthropic"),
+    ),
+    Case("seed past int64", _seed_past_int64, 400, applies=lambda r: r.generates),
+    Case("lone surrogate in the model name", _lone_surrogate_model, 400),
+    Case("lone surrogate in the text", _lone_surrogate_text, 400),
+    Case(
+        "more messages than the limit",
+        _too_many_messages,
+        400,
+        applies=lambda r: r.kind != "completion",
+    ),
+    Case(
+        "more content blocks than the limit",
+        _too_many_blocks,
+        400,
+        applies=lambda r: r.kind != "completion",
     ),
     Case("prompt over the context length", _over_context, 400, applies=lambda r: r.generates),
 ]
