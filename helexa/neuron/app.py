@@ -50,7 +50,11 @@ def build_state(config: NeuronConfig, loader: Loader | None = None) -> NeuronSta
         return registry.memory_by_device()
 
     registry = Registry(
-        loader or engine_loader(config, used_mb), admission, config.neuron.drain_timeout, on_load
+        loader or engine_loader(config, used_mb),
+        admission,
+        config.neuron.drain_timeout,
+        on_load,
+        failed_ttl=config.neuron.failed_load_ttl,
     )
     metrics = NeuronMetrics(lambda: ModelSnapshot(registry.infos(), registry.cycles))
     metrics_ref.append(metrics)

@@ -32,6 +32,7 @@ class NeuronSection(StrictModel):
     max_in_flight: int = Field(default=4, ge=1)  # per model
     max_queue: int = Field(default=16, ge=0)  # per model
     queue_timeout: Duration = 30.0
+    failed_load_ttl: Duration = 300.0  # a failed load stays in /models this long
     drain_timeout: Duration = 30.0  # /models/unload without drain_timeout_s
     keep_alive_interval: Duration = 1.0  # SSE comment after this much silence
     torch_threads: int = Field(default=0, ge=0)  # 0 = torch's default

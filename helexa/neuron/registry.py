@@ -65,6 +65,7 @@ class ModelEntry:
     loaded_at: float | None = None
     last_used_at: float | None = None
     load_seconds: float | None = None
+    failed_at: float | None = None  # monotonic; a failed entry expires after failed_ttl
     generations: set[Generation] = field(default_factory=set)
     generation_config: dict[str, Any] = field(default_factory=dict)  # the model's defaults
 
@@ -123,8 +124,14 @@ class Registry:
         admission_factory: AdmissionFactory,
         default_drain_timeout: float = 30.0,
         on_load: Callable[[str, float | None], None] | None = None,
+        failed_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loader = loader
+        # Failed loads are shown for a while, then forgotten: any client may name any
+        # model, and each name would otherwise stay in /models and metric labels forever.
+        self._failed_ttl = failed_ttl
+        self._clock = clock
         self._admission_factory = admission_factory
         self._default_drain = default_drain_timeout
         self._on_load = on_load  # (result, seconds) for metrics
@@ -136,7 +143,20 @@ class Registry:
     # --- reading ---------------------------------------------------------
 
     def infos(self) -> list[ModelInfo]:
+        self._expire_failed()
         return [e.info() for e in self._entries.values()]
+
+    def _expire_failed(self) -> None:
+        now = self._clock()
+        expired = [
+            e.id
+            for e in self._entries.values()
+            if e.state == "failed"
+            and e.failed_at is not None
+            and now - e.failed_at >= self._failed_ttl
+        ]
+        for model_id in expired:
+            del self._entries[model_id]
 
     def memory_by_device(self) -> dict[int, int]:
         """MB held by this neuron's models per device index (spread evenly over a model's)."""
@@ -151,6 +171,7 @@ class Registry:
         return used
 
     def entry(self, model_id: str) -> ModelEntry | None:
+        self._expire_failed()
         return self._entries.get(model_id)
 
     def servable(self, model_id: str) -> ModelEntry:
@@ -193,6 +214,7 @@ class Registry:
             model = await asyncio.to_thread(self._loader, request)
         except Exception as exc:
             entry.state, entry.error = "failed", str(exc) or type(exc).__name__
+            entry.failed_at = self._clock()
             self._count_load("failed", None)
             log.warning("load of %s failed: %s", request.model, entry.error)
             if isinstance(exc, APIError):

@@ -24,7 +24,14 @@ import httpx
 import pytest
 
 from helexa.neuron.config import NeuronConfig
-from helexa.testing.neuron_proc import TINY_MODEL_ID, InProcessNeuron, chat_body, free_port
+from helexa.testing.neuron_proc import (
+    TINY_MODEL_ID,
+    InProcessNeuron,
+    chat_body,
+    eventually,
+    free_port,
+)
+from tests.gateway.harness import run_gateway, write_configs
 from tests.reliability.figures import record
 from tests.reliability.procs import HelexaProcess
 
@@ -180,3 +187,39 @@ def test_config_check_never_echoes_a_bad_key_from_the_environment(tmp_path: Path
     assert done.returncode != 0
     assert "HELEXA_GATEWAY__API_KEYS" in done.stdout + done.stderr
     assert TYPO_KEY not in done.stdout + done.stderr
+
+
+async def test_failed_loads_expire_from_the_neuron_and_the_gateway(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Any client may name any model: a failed one is shown, then forgotten everywhere."""
+    config = NeuronConfig.model_validate(
+        {
+            "neuron": {"name": "a", "offline": True, "failed_load_ttl": "2s"},
+            "devices": {"reserve_mb": 0},
+        }
+    )
+    hostile_name = "../../etc/passwd"
+    async with InProcessNeuron.start(config) as neuron, neuron.http() as http:
+        gateway_config = write_configs(
+            tmp_path,
+            f'[[neurons]]\nname = "a"\nendpoint = "{neuron.url}"\n',
+            f'[[models]]\nid = "{TINY_MODEL_ID}"\npath = "{tiny_model_dir}"\n',
+        )
+        async with run_gateway(gateway_config) as gateway:
+            missing = str(tmp_path / "missing")
+            response = await http.post(
+                "/models/load", json={"model": hostile_name, "path": missing}
+            )
+            assert response.status_code == 404
+
+            def in_metrics() -> bool:
+                return hostile_name in gateway.gateway.metrics.render().decode()
+
+            def listed() -> bool:
+                state = gateway.gateway.fleet.neurons["a"]
+                return hostile_name in state.models
+
+            await eventually(lambda: listed() and in_metrics(), within_s=10)
+            await eventually(lambda: not listed() and not in_metrics(), within_s=20)
+            assert (await http.get("/models")).json()["models"] == []
