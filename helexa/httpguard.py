@@ -65,14 +65,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.limit_concurrency = self.limits.max_connections
         self._in_head = True  # reading a request head (or waiting for one)
         self._head_bytes = 0
-        self._deadline: asyncio.TimerHandle | None = None
+        # One timer per connection, moved lazily: a phase change only writes `_phase` and
+        # `_due`; the timer, when it fires, looks at them and re-arms itself if early.
+        # (A cancel + call_later per phase, four per request, cost the loop more.)
+        self._phase: str = "head"  # "head" | "body" | "busy" (a response under way)
+        self._due = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.limits.header_timeout, self._head_timed_out)
+        self._enter("head", self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -86,11 +93,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._arm(self.limits.body_timeout, self._body_timed_out)
+        self._enter("body", self.limits.body_timeout)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._disarm()  # the response may take as long as it takes
+        self._phase = "busy"  # the response may take as long as it takes
         self._in_head = True
         self._head_bytes = 0
         super().on_message_complete()
@@ -98,21 +105,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and not self.pipeline and self._in_head:
-            self._arm(self.limits.header_timeout, self._head_timed_out)
+            self._enter("head", self.limits.header_timeout)
 
-    def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, callback)
+    def _enter(self, phase: str, seconds: float) -> None:
+        self._phase = phase
+        self._due = self.loop.time() + seconds
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._due, self._check)
+        elif self._timer.when() > self._due:  # a shorter deadline than the timer's
+            self._timer.cancel()
+            self._timer = self.loop.call_at(self._due, self._check)
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _check(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        if self._phase == "busy":  # look again later; completion sets the next deadline
+            self._timer = self.loop.call_later(self.limits.header_timeout, self._check)
+        elif self.loop.time() < self._due:
+            self._timer = self.loop.call_at(self._due, self._check)
+        elif self._phase == "head":
+            self._head_timed_out()
+        else:
+            self._body_timed_out()
 
     def _head_timed_out(self) -> None:
-        self._deadline = None
-        if self.cycle is not None and not self.cycle.response_complete:
-            return  # a response is under way; its completion re-arms the deadline
         if self._head_bytes == 0:
             # Idle: close without a word (a client reusing the connection just now would
             # take a 408 for the answer to its next request).
@@ -121,11 +138,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(408, f"request head not received within {self.limits.header_timeout:g}s")
 
     def _body_timed_out(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            seconds = self.limits.body_timeout
-            log.warning("closing %s: body not received within %gs", self.client, seconds)
-            self.transport.close()
+        seconds = self.limits.body_timeout
+        log.warning("closing %s: body not received within %gs", self.client, seconds)
+        self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
         if self.transport.is_closing():
