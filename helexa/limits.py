@@ -15,6 +15,8 @@ so streaming responses still see their client leave.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,11 +28,25 @@ from helexa.errors import APIError, BadRequest, PayloadTooLarge, UnsupportedMedi
 
 MB = 1024 * 1024
 DEFAULT_MAX_BODY_MB = 32  # Anthropic's own request limit for the Messages API
+SCAN_OFF_LOOP_BYTES = 256 * 1024  # larger bodies are scanned in a worker thread
 DEFAULT_MAX_DEPTH = 64  # far past any real tool schema, far below Python's recursion limit
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# One JSON string, linear in the body: possessive quantifiers never backtrack, and a
+# string left open runs to the end of the body instead of failing (a failed match would
+# be retried from every later quote: quadratic on a quote-backslash pair repeated).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+# Counts per request, past which a body is refused (400) before it is validated: 800k
+# tiny messages in a 28 MB body cost a neuron 26 s of CPU and 2 GB of memory.
+MAX_MESSAGES = 10_000  # `messages` (chat, Anthropic) or `input` items (Responses)
+MAX_CONTENT_BLOCKS = 1_000  # content blocks of one message
+MAX_TOOLS = 512
+PARSE_OFF_LOOP_BYTES = 256 * 1024  # larger bodies are parsed in a worker thread
+# A \uD800-\uDFFF escape: json.loads keeps a lone surrogate, which no encoder accepts.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 @dataclass(frozen=True)
@@ -141,7 +157,11 @@ async def read_body(
         if not message.get("more_body", False):
             break
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk: no copy
-    if too_deep(body, limits.max_depth):
+    if len(body) > SCAN_OFF_LOOP_BYTES:  # a 32 MB scan would hold every stream back
+        deep = await asyncio.to_thread(too_deep, body, limits.max_depth)
+    else:
+        deep = too_deep(body, limits.max_depth)
+    if deep:
         depth = BadRequest(f"request JSON is nested deeper than {limits.max_depth} levels")
         await _refuse(path, send, depth, render)
         return None
@@ -167,3 +187,65 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+async def parse_json_object(raw: bytes) -> dict[str, object]:
+    """The request body as a JSON object within the count limits, or BadRequest.
+
+    Bodies over `PARSE_OFF_LOOP_BYTES` are parsed in a worker thread, so a large
+    one does not hold every stream on the event loop back.
+    """
+    if len(raw) > PARSE_OFF_LOOP_BYTES:
+        return await asyncio.to_thread(json_object, raw)
+    return json_object(raw)
+
+
+def json_object(raw: bytes) -> dict[str, object]:
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    check_counts(body)
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(body):
+        raise BadRequest("request body holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
+    return body
+
+
+def check_counts(body: dict[str, object]) -> None:
+    """Refuse more messages, content blocks per message or tools than the limits."""
+    for key in ("messages", "input"):
+        items = body.get(key)
+        if not isinstance(items, list):
+            continue
+        if len(items) > MAX_MESSAGES:
+            raise BadRequest(f"{key}: at most {MAX_MESSAGES} items per request", param=key)
+        for index, item in enumerate(items):
+            content = item.get("content") if isinstance(item, dict) else None
+            if isinstance(content, list) and len(content) > MAX_CONTENT_BLOCKS:
+                param = f"{key}.{index}.content"
+                raise BadRequest(
+                    f"{param}: at most {MAX_CONTENT_BLOCKS} content blocks per message",
+                    param=param,
+                )
+    tools = body.get("tools")
+    if isinstance(tools, list) and len(tools) > MAX_TOOLS:
+        raise BadRequest(f"tools: at most {MAX_TOOLS} tools per request", param="tools")
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -37,6 +37,43 @@ def test_brackets_inside_strings_do_not_count() -> None:
     assert not too_deep(body, 4)
 
 
+def reference_depth(body: bytes) -> int:
+    """The rule in one plain pass: brackets count outside strings; a backslash in a
+    string escapes the next byte; a string left open runs to the end."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == ord("\\"):
+                escaped = True
+            elif byte == ord('"'):
+                in_string = False
+        elif byte == ord('"'):
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+@given(st.binary().map(lambda b: bytes(b'[]{}"\\a '[x % 8] for x in b)))
+def test_depth_of_any_bytes_matches_the_plain_pass(body: bytes) -> None:
+    assert nesting_depth(body) == reference_depth(body)
+
+
+def test_unterminated_escapes_are_scanned_in_one_pass() -> None:
+    """The ReDoS body: brackets then a quote-backslash pair repeated. A backtracking scan
+    took seconds for 32 KB (quadratic); 4 MB of it would take hours, so this test could
+    not finish before the suite's timeout with it."""
+    body = b"[" * 65 + b'"\\' * (2 * 1024 * 1024)
+    assert nesting_depth(body) == 65
+    assert too_deep(body, 64)
+
+
 def test_too_deep() -> None:
     assert too_deep(b"[" * 65 + b"]" * 65, 64)
     assert not too_deep(b"[" * 64 + b"]" * 64, 64)

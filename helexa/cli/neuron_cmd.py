@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from helexa.config.fields import parse_listen
+from helexa.config.fields import is_loopback_host, parse_listen
 from helexa.errors import ConfigError
 
 CONFIG_ENV = "HELEXA_NEURON_CONFIG"
@@ -60,12 +60,19 @@ def run(args: argparse.Namespace) -> int:
         os.environ["HF_HUB_OFFLINE"] = "1"
     if config.neuron.torch_threads:
         os.environ["HELEXA_TORCH_THREADS"] = str(config.neuron.torch_threads)
-    if token is None and host not in ("127.0.0.1", "::1", "localhost"):
-        log.warning("no token_file: every route is open to anyone who can reach %s:%d", host, port)
+    if token is None and not is_loopback_host(host):
+        print(
+            f"helexa neuron: listening on {host}:{port} needs a token_file (anyone who can "
+            "reach it could load models and generate); set [neuron] token_file, or listen "
+            "on 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 1
 
     import uvicorn
 
     from helexa.neuron.app import build_app
+    from helexa.neuron.limits import neuron_protocol
 
     app = build_app(config, token=token)
     log.info(
@@ -80,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=neuron_protocol(config),
         log_level=args.log_level,
         access_log=args.log_level == "debug",
         timeout_graceful_shutdown=5,

@@ -41,6 +41,12 @@ class GatewayConfig(StrictModel):
     load_timeout: Duration = 600.0
     # Larger request bodies get 413 (helexa.limits); Anthropic's own limit is 32 MB.
     max_body_mb: int = Field(default=32, ge=1)
+    # Connection limits (helexa.httpguard), read at start: a larger request head gets
+    # 431, a head or body slower than its timeout is cut off, past max_connections 503.
+    max_header_kb: int = Field(default=64, ge=1)
+    header_timeout: Duration = 10.0
+    body_timeout: Duration = 60.0
+    max_connections: int = Field(default=2048, ge=1)
 
     @property
     def is_open_to_network(self) -> bool:

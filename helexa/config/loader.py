@@ -171,8 +171,18 @@ def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
         return "missing required key"
     message = error["msg"].removeprefix("Value error, ")
     if kind.endswith("_type") or kind == "literal_error":
-        message += f" (got {error['input']!r})"
+        shown = "a value that is not shown" if is_secret(loc) else repr(error["input"])
+        message += f" (got {shown})"
     return message
+
+
+# Keys whose values are secrets: an error about them never quotes the value (config
+# errors reach logs, /admin/fleet and the reconcile conditions).
+SECRET_KEYS = frozenset({"api_keys", "keys", "key", "secret", "token", "password"})
+
+
+def is_secret(loc: Loc) -> bool:
+    return any(isinstance(part, str) and part.lower() in SECRET_KEYS for part in loc)
 
 
 def _unknown_key_message(key: str, known: list[str]) -> str:

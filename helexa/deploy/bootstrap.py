@@ -93,12 +93,18 @@ def read_token(entry: NeuronEntry) -> str | None:
     if entry.token_file is None:
         return None
     try:
-        return Path(entry.token_file).read_text(encoding="utf-8").strip()
+        token = Path(entry.token_file).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise DeployError(
             f"token_file {entry.token_file} cannot be read here ({exc.strerror}); the same "
             "secret goes to the host and to the gateway: create it (e.g. `openssl rand -hex 32`)"
         ) from None
+    if not token:  # an empty file on the host would leave its neuron without auth
+        raise DeployError(
+            f"token_file {entry.token_file} is empty: write the fleet's shared secret into "
+            "it (e.g. `openssl rand -hex 32`)"
+        )
+    return token
 
 
 async def bootstrap(

@@ -16,6 +16,7 @@ import asyncio
 import os
 import secrets
 import shlex
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -223,13 +224,31 @@ def _read_known_hosts(path: Path) -> str:
         return ""
 
 
-def _host_is_known(known_hosts: str, target: SSHTarget) -> bool:
+def _host_is_known(known_hosts: str, target: SSHTarget, addresses: list[str]) -> bool:
+    """Whether known_hosts has a key for the host's name or any of its addresses.
+
+    As OpenSSH does: a host known only by its IP is known (asyncssh matches the
+    address when it checks the key), so `accept_new_host_key` must not record
+    whatever key it is offered for it.
+    """
     if not known_hosts.strip():
         return False
     entries = asyncssh.import_known_hosts(known_hosts)
     port = target.port if target.port != 22 else None
-    trusted_keys, trusted_cas, *_ = entries.match(target.host, "", port)
-    return bool(trusted_keys or trusted_cas)
+    for address in addresses or [""]:
+        trusted_keys, trusted_cas, *_ = entries.match(target.host, address, port)
+        if trusted_keys or trusted_cas:
+            return True
+    return False
+
+
+async def _addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to ([] when it does not: the connect says so)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return sorted({str(info[4][0]) for info in infos})
 
 
 def record_host_key(path: Path, target: SSHTarget, key: asyncssh.SSHKey) -> None:
@@ -252,7 +271,8 @@ async def connect(
 ) -> HostConnection:
     """Open the connection, verify the host key, and settle sudo (None = when not root)."""
     known_text = _read_known_hosts(target.known_hosts)
-    known = _host_is_known(known_text, target)
+    addresses = await _addresses(target.host, target.port)
+    known = _host_is_known(known_text, target, addresses)
     client = _KeyCheckingClient(trust_unknown=target.accept_new_host_key and not known)
     options: dict[str, Any] = {
         "port": target.port,

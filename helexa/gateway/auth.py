@@ -30,6 +30,13 @@ def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def repeated_credentials(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Two Authorization (or two x-api-key) headers: refused, never one picked (servers and
+    proxies disagree on which one counts)."""
+    names = [name for name, _ in headers if name in (b"authorization", b"x-api-key")]
+    return len(names) != len(set(names))
+
+
 def key_matches(presented: str | None, keys: Sequence[str]) -> bool:
     if presented is None:
         return False

@@ -10,6 +10,7 @@ and counted in metrics.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -144,7 +145,7 @@ class ColdLoader:
             self.metrics.cold_loads.labels(spec.id, neuron, exc.code).inc()
             log.warning("load of %s on %s failed: %s", spec.id, neuron, exc.message)
             await self.poller.poll_neuron(neuron)
-            raise
+            raise public_load_error(spec.id, neuron, exc) from exc
         self.metrics.cold_loads.labels(spec.id, neuron, "ok").inc()
         self.metrics.model_load_seconds.labels(spec.id, neuron).observe(time.monotonic() - started)
         await self.poller.poll_neuron(neuron)
@@ -154,3 +155,15 @@ class ColdLoader:
         if entry is None:
             raise NoFeasibleNeuron(f"neuron {neuron} is no longer in fleet.toml")
         return entry
+
+
+def public_load_error(model_id: str, neuron: str, error: APIError) -> APIError:
+    """The neuron's load error for an API client: same status and code, but not its text
+    (it names host paths and values from the model's files); the log keeps that."""
+    public = copy.copy(error)
+    public.message = (
+        f"loading {model_id} on neuron {neuron} failed ({error.code}); "
+        "the gateway's log and /admin/fleet have the details"
+    )
+    public.args = (public.message,)
+    return public

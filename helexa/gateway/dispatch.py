@@ -14,7 +14,6 @@ OpenAI first. `respond` picks the path:
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from helexa.errors import APIError, BadRequest
+from helexa.errors import APIError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
 from helexa.gateway.keys import Ticket
@@ -266,14 +265,3 @@ def _untrack(loc: ModelLocation | None) -> None:
 def _retry_after(opened: Opened) -> dict[str, str]:
     value = opened.response.headers.get("Retry-After")
     return {"Retry-After": value} if value else {}
-
-
-def parse_json_object(raw: bytes) -> dict[str, object]:
-    """The request body as a JSON object, or 400."""
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    return body

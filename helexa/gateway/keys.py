@@ -31,7 +31,12 @@ from helexa.asgi import JSON, send_whole
 from helexa.config import Config
 from helexa.config.keys import Role, hash_key
 from helexa.errors import PermissionDenied
-from helexa.gateway.auth import PUBLIC_PATHS, presented_key, unauthorized_body
+from helexa.gateway.auth import (
+    PUBLIC_PATHS,
+    presented_key,
+    repeated_credentials,
+    unauthorized_body,
+)
 from helexa.gateway.quotas import KeyQuota, Limits, estimate_prompt_tokens
 from helexa.gateway.usage import UsageBook, UsageRecord
 
@@ -137,7 +142,9 @@ async def authenticate(scope: Scope, send: Send, ring: KeyRing) -> Principal | R
         return None
     presented = presented_key(scope["headers"])
     principal = ring.lookup(presented) if presented is not None else None
-    if principal is not None:
+    if repeated_credentials(scope["headers"]):
+        message = "Send one Authorization or x-api-key header, not several"
+    elif principal is not None:
         expires = principal.expires_at
         if expires is None or time.time() < expires:
             return principal

@@ -14,6 +14,8 @@ from starlette.types import ASGIApp
 
 from helexa.config import Config
 from helexa.errors import APIError
+from helexa.gateway.transport import CoalescingHttpToolsProtocol
+from helexa.httpguard import ConnectionLimits, GuardedHttpToolsProtocol, guarded_protocol
 from helexa.limits import MB, BodyLimitMiddleware, BodyLimits
 from helexa.translate.errors import api_error_to_anthropic
 
@@ -30,3 +32,15 @@ def gateway_body_limits(app: ASGIApp, limits: Callable[[], BodyLimits]) -> BodyL
 
 def body_limits(config: Config) -> BodyLimits:
     return BodyLimits(max_bytes=config.fleet.gateway.max_body_mb * MB)
+
+
+def gateway_protocol(config: Config) -> type[GuardedHttpToolsProtocol]:
+    """The uvicorn protocol `helexa serve` runs: joined writes, connection limits."""
+    gw = config.fleet.gateway
+    limits = ConnectionLimits(
+        max_header_bytes=gw.max_header_kb * 1024,
+        header_timeout=gw.header_timeout,
+        body_timeout=gw.body_timeout,
+        max_connections=gw.max_connections,
+    )
+    return guarded_protocol(CoalescingHttpToolsProtocol, limits, render_error)

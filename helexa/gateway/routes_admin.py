@@ -13,7 +13,8 @@ from helexa.errors import APIError, BadRequest, ModelNotFound, NoFeasibleNeuron
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.decisions import log_decision
-from helexa.gateway.dispatch import openai_error, parse_json_object
+from helexa.gateway.dispatch import openai_error
+from helexa.limits import parse_json_object
 
 
 async def health(request: Request) -> Response:
@@ -98,7 +99,7 @@ async def unload(request: Request) -> Response:
 
 async def _operation(request: Request) -> tuple[str, str | None]:
     gw = gateway_of(request)
-    body = parse_json_object(await request.body())
+    body = await parse_json_object(await request.body())
     name, neuron = body.get("model"), body.get("neuron")
     if not isinstance(name, str) or not name:
         raise BadRequest("`model` is required", param="model")

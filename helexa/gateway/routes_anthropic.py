@@ -26,9 +26,10 @@ from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream, parse_json_object
+from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream
 from helexa.gateway.keys import Ticket, check_model_access, request_ticket
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
+from helexa.limits import parse_json_object
 from helexa.protocol.neuron import TokenizeRequest
 from helexa.translate.anthropic_request import (
     parse_count_tokens_request,
@@ -96,7 +97,7 @@ async def messages(request: Request) -> Response:
 async def messages_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/messages` with its body read (also the fast lane's handler)."""
     try:
-        parsed = parse_messages_request(parse_json_object(raw))
+        parsed = parse_messages_request(await parse_json_object(raw))
         resolved = resolve_model(parsed.model, gw)
         if ticket is not None:
             ticket.admit(resolved.model_id, len(raw))
@@ -152,7 +153,7 @@ async def count_tokens(request: Request) -> Response:
     """Exact input tokens: the served model's tokenizer + chat template, via a neuron."""
     gw = gateway_of(request)
     try:
-        parsed = parse_count_tokens_request(parse_json_object(await request.body()))
+        parsed = parse_count_tokens_request(await parse_json_object(await request.body()))
         resolved = resolve_model(parsed.model, gw)
         check_model_access(request, resolved.model_id)
         tokenize = TokenizeRequest.model_validate(tokenize_request(parsed))

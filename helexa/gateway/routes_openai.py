@@ -11,8 +11,9 @@ from starlette.routing import Route
 from helexa.errors import APIError, BadRequest, ModelNotFound
 from helexa.gateway import catalogue, router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import RequestMeter, openai_error, parse_json_object, respond
+from helexa.gateway.dispatch import RequestMeter, openai_error, respond
 from helexa.gateway.keys import Ticket, request_ticket
+from helexa.limits import parse_json_object
 
 DIALECT = "openai"
 
@@ -53,7 +54,7 @@ async def completions_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) 
 
 async def _completion(gw: Gateway, raw: bytes, path: str, ticket: Ticket | None) -> Response:
     try:
-        body = parse_json_object(raw)
+        body = await parse_json_object(raw)
         name = body.get("model")
         if not isinstance(name, str) or not name:
             raise BadRequest("`model` is required", param="model")

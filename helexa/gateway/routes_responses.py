@@ -29,12 +29,12 @@ from helexa.gateway.dispatch import (
     SSEResponse,
     open_upstream,
     openai_error,
-    parse_json_object,
 )
 from helexa.gateway.keys import Ticket, request_ticket
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import KEEP_ALIVE
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
+from helexa.limits import parse_json_object
 from helexa.translate.responses_request import parse_responses_request, translate_request
 from helexa.translate.responses_response import ResponseContext, translate_response
 from helexa.translate.responses_stream import ResponsesStreamTranslator, render_sse
@@ -54,7 +54,7 @@ async def responses(request: Request) -> Response:
 async def responses_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/responses` with its body read (also the fast lane's handler)."""
     try:
-        parsed = parse_responses_request(parse_json_object(raw))
+        parsed = parse_responses_request(await parse_json_object(raw))
         resolved = router.resolve_or_raise(parsed.model, gw.config.models, gw.fleet)
         body = translate_request(parsed)  # tool and input rules raise BadRequest too
         if ticket is not None:

@@ -24,10 +24,10 @@ from helexa.config import Config, parse_listen
 from helexa.gateway.app import Gateway, build_app
 from helexa.gateway.auth import open_access_warning
 from helexa.gateway.housekeeping import Housekeeping
+from helexa.gateway.limits import gateway_protocol
 from helexa.gateway.metrics import metrics_app
 from helexa.gateway.reconcile_hook import start_reconcile
 from helexa.gateway.supervisor import Supervisor, local_neuron_spec
-from helexa.gateway.transport import CoalescingHttpToolsProtocol
 
 log = logging.getLogger("helexa.serve")
 
@@ -131,7 +131,7 @@ async def _serve_http(
             access_log=False,
             # No X-Forwarded-* rewriting: one middleware less per request on the hot path.
             proxy_headers=False,
-            http=CoalescingHttpToolsProtocol,
+            http=gateway_protocol(config),
         )
     )
     api_task = asyncio.create_task(server.serve(sockets=[api_socket]), name="gateway http")

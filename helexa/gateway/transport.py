@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from helexa.httpguard import GuardedHttpToolsProtocol
 
 
 class CoalescingTransport:
@@ -53,8 +53,8 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a `CoalescingTransport` (uvicorn.Config(http=...))."""
+class CoalescingHttpToolsProtocol(GuardedHttpToolsProtocol):
+    """The guarded httptools protocol (helexa.httpguard) over a `CoalescingTransport`."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         wrapped = CoalescingTransport(transport, self.loop)

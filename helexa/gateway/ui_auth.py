@@ -1,7 +1,7 @@
 """Browser sign-in for /ui: the same api_keys as the API, carried in an HttpOnly cookie.
 
 A browser cannot send `Authorization` on navigation, so this ASGI middleware
-sits outside `auth.ApiKeyMiddleware` and:
+sits outside `keys.KeyMiddleware` and:
 
 - answers `POST /ui/login` (form field `key`) and `GET /ui?key=KEY` (for a
   bookmark or a kiosk) with a 303 to /ui that sets the `helexa_ui` cookie;
@@ -13,14 +13,24 @@ sits outside `auth.ApiKeyMiddleware` and:
 - serves the sign-in form (401) instead of a JSON error on an
   unauthenticated GET /ui.
 
-The cookie holds an HMAC of the key, not the key: a leaked cookie opens the
-read-only views only and says nothing about the key itself.
+The cookie holds `expires.nonce.HMAC(key, expires|nonce)`, not the key: each
+sign-in gets a new one, the gateway refuses it after `expires` (7 days) whatever
+the browser keeps, and it stops working as soon as its key leaves api_keys (no
+configured key reproduces its HMAC). A leaked cookie opens the read-only views
+only and says nothing about the key. Over TLS it is marked `Secure`.
+
+Sign-in is guarded against login CSRF (a page elsewhere signing the browser in
+with the attacker's key): `POST /ui/login` takes a form body only and refuses an
+`Origin` that is not the gateway's own; `GET /ui?key=` refuses a cross-site
+navigation (`Sec-Fetch-Site: cross-site`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+import time
 from collections.abc import Callable, Sequence
 from http.cookies import SimpleCookie
 from importlib import resources
@@ -39,16 +49,25 @@ MAX_FORM_BYTES = 4096
 COOKIE_PATHS = ("/ui", "/admin/fleet", "/admin/stats", "/admin/usage")
 
 
-def session_token(key: str) -> str:
-    """What the cookie holds for `key`: keyed hash, stable while the key is configured."""
-    return hmac.new(key.encode(), b"helexa-ui-session", hashlib.sha256).hexdigest()
+def session_token(key: str, expires: int, nonce: str) -> str:
+    """What the cookie holds for `key`: the expiry, a nonce and their keyed hash."""
+    message = f"helexa-ui-session|{expires}|{nonce}".encode()
+    return f"{expires}.{nonce}.{hmac.new(key.encode(), message, hashlib.sha256).hexdigest()}"
 
 
-def key_for_token(token: str, keys: Sequence[str]) -> str | None:
-    """The configured key whose session token is `token`, if any."""
+def new_session_token(key: str, now: float) -> str:
+    return session_token(key, int(now) + COOKIE_MAX_AGE_S, secrets.token_hex(16))
+
+
+def key_for_token(token: str, keys: Sequence[str], now: float) -> str | None:
+    """The configured key that signed `token`, if it has not expired."""
+    expires_text, _, rest = token.partition(".")
+    nonce, _, _ = rest.partition(".")
+    if not expires_text.isdigit() or int(expires_text) <= now or not nonce.isalnum():
+        return None
     found: str | None = None
     for key in keys:  # no early exit: timing does not say which key matched
-        if hmac.compare_digest(session_token(key), token):
+        if hmac.compare_digest(session_token(key, int(expires_text), nonce), token):
             found = key
     return found
 
@@ -76,9 +95,15 @@ def login_page() -> bytes:
 class UiSessionMiddleware:
     """Cookie sign-in for the /ui page; a no-op while no api_keys are configured."""
 
-    def __init__(self, app: ASGIApp, keys: Callable[[], Sequence[str]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: Callable[[], Sequence[str]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.app = app
         self.keys = keys
+        self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         keys = self.keys()
@@ -86,15 +111,24 @@ class UiSessionMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["path"] == LOGIN_PATH and scope["method"] == "POST":
+            refusal = login_refusal(scope)
+            if refusal is not None:
+                status, text = refusal
+                await send_whole(send, status, text, [(b"content-type", b"text/plain")])
+                return
             form = parse_qs((await _read_body(receive)).decode("utf-8", "replace"))
-            await self._sign_in(form.get("key", [""])[0], keys, send)
+            await self._sign_in(scope, form.get("key", [""])[0], keys, send)
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if scope["path"] == "/ui" and "key" in query:
-            await self._sign_in(query["key"][0], keys, send)
+            if _header(scope, b"sec-fetch-site") == "cross-site":
+                text = b"sign-in from another site is refused"
+                await send_whole(send, 403, text, [(b"content-type", b"text/plain")])
+                return
+            await self._sign_in(scope, query["key"][0], keys, send)
             return
         if cookie_applies(scope) and presented_key(scope["headers"]) is None:
-            key = key_for_token(cookie_token(scope) or "", keys)
+            key = key_for_token(cookie_token(scope) or "", keys, self.clock())
             if key is not None:
                 headers = [*scope["headers"], (b"x-api-key", key.encode())]
                 await self.app({**scope, "headers": headers}, receive, send)
@@ -104,16 +138,37 @@ class UiSessionMiddleware:
                 return
         await self.app(scope, receive, send)
 
-    async def _sign_in(self, key: str, keys: Sequence[str], send: Send) -> None:
+    async def _sign_in(self, scope: Scope, key: str, keys: Sequence[str], send: Send) -> None:
         if not key_matches(key, keys):
             await send_whole(send, 401, login_page(), [(b"content-type", b"text/html")])
             return
         cookie = (
-            f"{COOKIE}={session_token(key)}; Path=/; HttpOnly; SameSite=Strict; "
-            f"Max-Age={COOKIE_MAX_AGE_S}"
+            f"{COOKIE}={new_session_token(key, self.clock())}; Path=/; HttpOnly; "
+            f"SameSite=Strict; Max-Age={COOKIE_MAX_AGE_S}"
         )
+        if scope.get("scheme") == "https":
+            cookie += "; Secure"
         # 303 to the bare /ui: the key leaves the address bar and the history entry.
         await send_whole(send, 303, b"", [(b"location", b"/ui"), (b"set-cookie", cookie.encode())])
+
+
+def login_refusal(scope: Scope) -> tuple[int, bytes] | None:
+    """Why a POST /ui/login is refused before reading it (login CSRF), or None."""
+    media = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        return 415, b"sign in with the form (application/x-www-form-urlencoded)"
+    origin = _header(scope, b"origin")
+    own = f"{scope.get('scheme', 'http')}://{_header(scope, b'host') or ''}"
+    if origin is not None and origin != own:
+        return 403, b"sign-in from another site is refused"
+    return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def _read_body(receive: Receive) -> bytes:

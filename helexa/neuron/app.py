@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from helexa.errors import APIError
 from helexa.neuron.admission import Admission
 from helexa.neuron.config import NeuronConfig, PreloadEntry
-from helexa.neuron.http import EXCEPTION_HANDLERS, BearerAuth
+from helexa.neuron.http import EXCEPTION_HANDLERS, BearerAuth, BrowserGuard
 from helexa.neuron.limits import body_limits, neuron_body_limits
 from helexa.neuron.loading import TokenizerCache, engine_loader
 from helexa.neuron.metrics import ModelSnapshot, NeuronMetrics
@@ -50,7 +50,11 @@ def build_state(config: NeuronConfig, loader: Loader | None = None) -> NeuronSta
         return registry.memory_by_device()
 
     registry = Registry(
-        loader or engine_loader(config, used_mb), admission, config.neuron.drain_timeout, on_load
+        loader or engine_loader(config, used_mb),
+        admission,
+        config.neuron.drain_timeout,
+        on_load,
+        failed_ttl=config.neuron.failed_load_ttl,
     )
     metrics = NeuronMetrics(lambda: ModelSnapshot(registry.infos(), registry.cycles))
     metrics_ref.append(metrics)
@@ -79,6 +83,7 @@ def build_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(BearerAuth, token=token, public=PUBLIC_PATHS),
+            Middleware(BrowserGuard, open_to_loopback=token is None),
             Middleware(neuron_body_limits, limits=lambda: body_limits(config)),
         ],
         lifespan=lifespan,

@@ -26,13 +26,22 @@ class NeuronSection(StrictModel):
     token_file: RelativePath | None = None
     cache_dir: RelativePath | None = None  # HF cache; None = HF's default
     offline: bool = False  # forbid downloads (HF_HUB_OFFLINE)
+    # Load paths must lie inside one of these (resolved); empty = any absolute path.
+    model_roots: list[RelativePath] = Field(default_factory=list)
+    allow_hub_ids: bool = False  # loads by hub id (downloads) when offline = false
     max_in_flight: int = Field(default=4, ge=1)  # per model
     max_queue: int = Field(default=16, ge=0)  # per model
     queue_timeout: Duration = 30.0
+    failed_load_ttl: Duration = 300.0  # a failed load stays in /models this long
     drain_timeout: Duration = 30.0  # /models/unload without drain_timeout_s
     keep_alive_interval: Duration = 1.0  # SSE comment after this much silence
     torch_threads: int = Field(default=0, ge=0)  # 0 = torch's default
     max_body_mb: int = Field(default=32, ge=1)  # larger request bodies get 413
+    # Connection limits (helexa.httpguard), read at start.
+    max_header_kb: int = Field(default=64, ge=1)  # a larger request head gets 431
+    header_timeout: Duration = 10.0  # the whole head, from connect or the last response
+    body_timeout: Duration = 60.0  # the whole body, from its head
+    max_connections: int = Field(default=1024, ge=1)  # past it, 503
 
 
 class DevicesSection(StrictModel):
@@ -56,10 +65,19 @@ class NeuronConfig(StrictModel):
     preload: list[PreloadEntry] = Field(default_factory=list)
 
     def read_token(self) -> str | None:
-        """The bearer token, or None when the neuron is open (a missing file raises)."""
+        """The bearer token, or None when no token_file is set.
+
+        A missing or empty file raises: an empty one must not open the neuron to anyone.
+        """
         if self.neuron.token_file is None:
             return None
-        return self.neuron.token_file.read_text(encoding="utf-8").strip() or None
+        token = self.neuron.token_file.read_text(encoding="utf-8").strip()
+        if not token:
+            raise ValueError(
+                f"token_file {self.neuron.token_file} is empty: write the fleet's shared "
+                "secret into it (e.g. `openssl rand -hex 32`)"
+            )
+        return token
 
 
 def load_neuron_config(path: Path | None) -> NeuronConfig:

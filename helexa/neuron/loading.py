@@ -10,6 +10,7 @@ other's weights.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from helexa.neuron.hardware import discover, memory_budget
 from helexa.neuron.registry import Loader, ServingModel
 from helexa.protocol.neuron import LoadRequest
 
+log = logging.getLogger("helexa.neuron.loading")
 _one_load_at_a_time = threading.Lock()
 
 
@@ -94,7 +96,7 @@ class TokenizerCache:
         from transformers import AutoTokenizer
 
         if Path(source).is_absolute() and not Path(source).is_dir():
-            raise ModelNotFound(f"no model directory at {source}", param="path")
+            raise ModelNotFound("no model directory at the given path", param="path")
         try:
             return AutoTokenizer.from_pretrained(
                 source,
@@ -103,4 +105,6 @@ class TokenizerCache:
                 local_files_only=self._config.neuron.offline,
             )
         except (OSError, ValueError) as exc:
-            raise ModelNotFound(f"no tokenizer for {source!r}: {exc}", param="model") from exc
+            # The exception text may quote the host's files: the log has it, not the client.
+            log.info("no tokenizer for %r: %s", source, exc)
+            raise ModelNotFound("no tokenizer for the requested model", param="model") from exc

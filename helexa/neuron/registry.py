@@ -65,6 +65,7 @@ class ModelEntry:
     loaded_at: float | None = None
     last_used_at: float | None = None
     load_seconds: float | None = None
+    failed_at: float | None = None  # monotonic; a failed entry expires after failed_ttl
     generations: set[Generation] = field(default_factory=set)
     generation_config: dict[str, Any] = field(default_factory=dict)  # the model's defaults
 
@@ -123,8 +124,14 @@ class Registry:
         admission_factory: AdmissionFactory,
         default_drain_timeout: float = 30.0,
         on_load: Callable[[str, float | None], None] | None = None,
+        failed_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loader = loader
+        # Failed loads are shown for a while, then forgotten: any client may name any
+        # model, and each name would otherwise stay in /models and metric labels forever.
+        self._failed_ttl = failed_ttl
+        self._clock = clock
         self._admission_factory = admission_factory
         self._default_drain = default_drain_timeout
         self._on_load = on_load  # (result, seconds) for metrics
@@ -138,7 +145,22 @@ class Registry:
     def infos(self) -> list[ModelInfo]:
         # A snapshot first: the loader thread reads this (memory_by_device) while the
         # event loop may add or remove entries; copying the dict's values is atomic.
-        return [e.info() for e in list(self._entries.values())]
+        # Expired failed loads are left out here and deleted on the event loop.
+        now = self._clock()
+        return [e.info() for e in list(self._entries.values()) if not self._expired(e, now)]
+
+    def _expired(self, entry: ModelEntry, now: float) -> bool:
+        return (
+            entry.state == "failed"
+            and entry.failed_at is not None
+            and now - entry.failed_at >= self._failed_ttl
+        )
+
+    def expire_failed(self) -> None:
+        """Forget failed loads past their time (event loop only: it changes the dict)."""
+        now = self._clock()
+        for model_id in [e.id for e in self._entries.values() if self._expired(e, now)]:
+            del self._entries[model_id]
 
     def memory_by_device(self) -> dict[int, int]:
         """MB held by this neuron's models per device index (spread evenly over a model's)."""
@@ -153,6 +175,7 @@ class Registry:
         return used
 
     def entry(self, model_id: str) -> ModelEntry | None:
+        self.expire_failed()
         return self._entries.get(model_id)
 
     def servable(self, model_id: str) -> ModelEntry:
@@ -195,6 +218,7 @@ class Registry:
             model = await asyncio.to_thread(self._loader, request)
         except Exception as exc:
             entry.state, entry.error = "failed", str(exc) or type(exc).__name__
+            entry.failed_at = self._clock()
             self._count_load("failed", None)
             log.warning("load of %s failed: %s", request.model, entry.error)
             if isinstance(exc, APIError):

@@ -22,6 +22,7 @@ from helexa.neuron.chat import chat_prompt_ids, completion_prompt_ids, template_
 from helexa.neuron.hardware import discover
 from helexa.neuron.http import parse_body, validation_error
 from helexa.neuron.metrics import CONTENT_TYPE
+from helexa.neuron.sources import confined_path
 from helexa.neuron.state import neuron_state
 from helexa.protocol.neuron import (
     Discovery,
@@ -61,12 +62,16 @@ async def discovery(request: Request) -> Response:
 
 async def models(request: Request) -> Response:
     registry = neuron_state(request).registry
+    registry.expire_failed()
     return _json(ModelsList(models=registry.infos(), cycles=registry.cycles))
 
 
 async def load(request: Request) -> Response:
     body = await parse_body(request, LoadRequest)
-    entry = await neuron_state(request).registry.load(body)
+    state = neuron_state(request)
+    # Checked, not rewritten: the path stays as requested (the reconciler compares it).
+    confined_path(body.path, state.config.neuron)
+    entry = await state.registry.load(body)
     return _json(entry.info())
 
 
@@ -86,6 +91,7 @@ async def tokenize(request: Request) -> Response:
     if entry is not None and entry.model is not None and body.path is None:
         tokenizer = entry.model.tokenizer
     else:
+        confined_path(body.path, state.config.neuron)
         tokenizer = await asyncio.to_thread(state.tokenizers.get, body.model, body.path)
     count = await asyncio.to_thread(_count, tokenizer, body)
     return _json(TokenizeResponse(count=count))

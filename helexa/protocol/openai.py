@@ -62,7 +62,7 @@ class SamplingFields(WireModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=0)  # extension (vLLM style)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # int64, as OpenAI's
     stop: str | list[str] | None = None
     n: int | None = None
     stream: bool = False

@@ -33,6 +33,7 @@ import httpx
 
 from helexa.neuron.app import build_app
 from helexa.neuron.config import NeuronConfig
+from helexa.neuron.limits import neuron_protocol
 from helexa.neuron.loading import engine_loader
 from helexa.neuron.registry import Loader, ServingModel
 from helexa.neuron.state import NeuronState
@@ -201,7 +202,7 @@ class InProcessNeuron:
     ) -> AsyncIterator[InProcessNeuron]:
         loader = CountingLoader(engine_loader(config))
         app = build_app(config, loader=loader, token=token)
-        async with serve_in_process(app) as url:
+        async with serve_in_process(app, http=neuron_protocol(config)) as url:
             yield cls(app, url, loader, token)
 
     @property

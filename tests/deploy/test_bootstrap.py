@@ -16,6 +16,7 @@ from helexa.deploy.bootstrap import (
     describe_facts,
     fleet_values,
     preflight,
+    read_token,
     summary,
     wait_healthy,
     wheel_version,
@@ -122,3 +123,13 @@ async def test_wait_healthy_gives_up_with_the_last_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     with pytest.raises(DeployError, match=r"not healthy after 1s \(ConnectError"):
         await wait_healthy(url, None, 1)
+
+
+def test_an_empty_token_file_stops_the_bootstrap(tmp_path: Path) -> None:
+    """An empty file copied to the host would start its neuron without auth."""
+    (tmp_path / "fleet.token").write_text("\n")
+    entry = NeuronEntry(
+        name="beast", endpoint="http://beast:13131", token_file=str(tmp_path / "fleet.token")
+    )
+    with pytest.raises(DeployError, match="is empty"):
+        read_token(entry)

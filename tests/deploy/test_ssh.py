@@ -43,6 +43,20 @@ async def test_changed_host_key_is_refused_even_with_the_flag(tmp_path: Path) ->
         assert second.known_hosts.read_text() == before
 
 
+async def test_a_host_known_by_its_address_only_is_not_new(tmp_path: Path) -> None:
+    """known_hosts has 127.0.0.1's key; the target says `localhost`, which resolves to it.
+    A different key there is a changed key (as OpenSSH sees it), never recorded as new."""
+    with run_sshd(tmp_path / "first") as first:
+        await (await connect(first.target(accept_new_host_key=True))).close()
+        port_line = first.known_hosts.read_text().replace(str(first.port), "PORT")
+    with run_sshd(tmp_path / "second") as second:  # a fresh host key
+        second.known_hosts.write_text(port_line.replace("PORT", str(second.port)))
+        before = second.known_hosts.read_text()
+        with pytest.raises(HostKeyError, match="does NOT match"):
+            await connect(second.target(host="localhost", accept_new_host_key=True))
+        assert second.known_hosts.read_text() == before
+
+
 async def test_a_key_the_server_does_not_accept_names_host_and_step(sshd: Sshd) -> None:
     stranger = keygen(sshd.root / "stranger")
     target = sshd.target(accept_new_host_key=True, identity=stranger)

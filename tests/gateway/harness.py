@@ -14,8 +14,8 @@ import openai
 
 from helexa.config import Config, load_config
 from helexa.gateway.app import Gateway, build_app
+from helexa.gateway.limits import gateway_protocol
 from helexa.gateway.poller import PollSettings
-from helexa.gateway.transport import CoalescingHttpToolsProtocol
 from helexa.neuron.config import NeuronConfig
 from helexa.testing.neuron_proc import serve_in_process
 
@@ -57,7 +57,7 @@ async def run_gateway(
         keep_alive_interval=0.05,
         clock=clock,
     )
-    async with serve_in_process(build_app(gateway), http=CoalescingHttpToolsProtocol) as url:
+    async with serve_in_process(build_app(gateway), http=gateway_protocol(config)) as url:
         yield RunningGateway(gateway, url)
 
 

@@ -24,6 +24,7 @@ async def gateway(
         f'[[models]]\nid = "m/{name}"\npath = "{tiny_model_dir}"\n' for name in ("x", "y")
     )
     models += '[[models]]\nid = "m/elsewhere"\nneurons = ["b"]\n'
+    models += f'[[models]]\nid = "m/missing"\npath = "{tmp_path / "private-dir"}"\n'
     fleet += '[[neurons]]\nname = "b"\nendpoint = "http://127.0.0.1:9"\n'  # never up
     gw = Gateway(write_configs(tmp_path, fleet, models), poll=PollSettings(interval=0.2))
     await gw.start()
@@ -76,3 +77,12 @@ async def test_no_placement_is_a_retryable_503_with_a_decision(gateway: Gateway)
 async def test_a_model_nobody_knows_cannot_be_loaded(gateway: Gateway) -> None:
     with pytest.raises(ModelNotFound):
         await gateway.loader.servable("not/in-models-toml", 10)
+
+
+async def test_a_failed_load_tells_the_client_no_host_path(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelNotFound) as info:
+        await gateway.loader.servable("m/missing", 10)
+    assert "private-dir" not in info.value.message and str(tmp_path) not in info.value.message
+    assert "m/missing" in info.value.message and info.value.code == "model_not_found"

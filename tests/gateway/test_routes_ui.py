@@ -6,12 +6,14 @@ metrics behind /admin/stats come from real proxied requests without a model load
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from helexa.gateway.ui_auth import COOKIE, session_token
+from helexa.gateway.app import build_app
+from helexa.gateway.ui_auth import COOKIE, key_for_token, new_session_token, session_token
 from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 from tests.gateway.scripted_upstream import ScriptedUpstream
 
@@ -69,7 +71,8 @@ async def test_keys_guard_the_page_until_sign_in(
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/ui"
     cookie = signed_in.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert KEY not in cookie and session_token(KEY) in cookie
+    assert KEY not in cookie
+    assert key_for_token(cookie.split(";")[0].split("=", 1)[1], [KEY], time.time()) == KEY
     assert page.status_code == 200 and "app.js" in page.text
     assert fleet.status_code == 200 and fleet.json()["neurons"][0]["name"] == "big"
     assert stats.status_code == 200
@@ -83,7 +86,8 @@ async def test_login_form_sets_the_cookie(
     async with run_gateway(config) as gw, browser(gw) as client:
         bad = await client.post("/ui/login", data={"key": "guess"})
         good = await client.post("/ui/login", data={"key": KEY})
-        forged = await client.get("/admin/fleet", cookies={COOKIE: session_token("guess")})
+        forged_token = new_session_token("guess", time.time())
+        forged = await client.get("/admin/fleet", cookies={COOKIE: forged_token})
     assert bad.status_code == 401 and "API key" in bad.text
     assert good.status_code == 303 and COOKIE in good.headers["set-cookie"]
     assert forged.status_code == 401
@@ -111,3 +115,57 @@ async def test_stats_count_proxied_requests(
     assert big["model"] == "vendor/big" and big["requests"] == 3 and big["errors"] == 0
     assert big["requests_per_s"] > 0
     assert big["ttft_s"]["p50"] is not None and big["ttft_s"]["p50"] <= big["ttft_s"]["p99"]
+
+
+async def test_the_cookie_is_new_per_sign_in_and_ends_with_its_key_or_its_time(
+    tmp_path: Path, scripted_upstream: ScriptedUpstream
+) -> None:
+    config = write_configs(tmp_path, fleet_toml(scripted_upstream, f'"{KEY}", "other"'), "")
+    async with run_gateway(config) as gw, browser(gw) as client:
+        first = (await client.post("/ui/login", data={"key": KEY})).cookies[COOKIE]
+        second = (await client.post("/ui/login", data={"key": KEY})).cookies[COOKIE]
+        assert first != second
+        assert (await client.get("/admin/fleet", cookies={COOKIE: first})).status_code == 200
+        expired = session_token(KEY, int(time.time()) - 1, "abc123")
+        assert (await client.get("/admin/fleet", cookies={COOKIE: expired})).status_code == 401
+        # The key leaves api_keys (a reload): its cookies stop working at once.
+        gw.gateway.set_config(write_configs(tmp_path, fleet_toml(scripted_upstream, '"other"'), ""))
+        assert (await client.get("/admin/fleet", cookies={COOKIE: first})).status_code == 401
+
+
+async def test_sign_in_from_another_site_is_refused(
+    tmp_path: Path, scripted_upstream: ScriptedUpstream
+) -> None:
+    """Login CSRF: a page elsewhere must not sign the browser in with its own key."""
+    config = write_configs(tmp_path, fleet_toml(scripted_upstream, f'"{KEY}"'), "")
+    async with run_gateway(config) as gw, browser(gw) as client:
+        cross = await client.post(
+            "/ui/login", data={"key": KEY}, headers={"Origin": "http://evil.example"}
+        )
+        not_a_form = await client.post(
+            "/ui/login", content=f"key={KEY}", headers={"content-type": "text/plain"}
+        )
+        navigated = await client.get(
+            "/ui", params={"key": KEY}, headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        assert not client.cookies
+        own = await client.post("/ui/login", data={"key": KEY}, headers={"Origin": gw.url})
+    assert cross.status_code == 403 and "set-cookie" not in cross.headers
+    assert not_a_form.status_code == 415 and "set-cookie" not in not_a_form.headers
+    assert navigated.status_code == 403 and "set-cookie" not in navigated.headers
+    assert own.status_code == 303 and COOKIE in own.headers["set-cookie"]
+
+
+async def test_the_cookie_is_secure_over_tls(
+    tmp_path: Path, scripted_upstream: ScriptedUpstream
+) -> None:
+    config = write_configs(tmp_path, fleet_toml(scripted_upstream, f'"{KEY}"'), "")
+    async with run_gateway(config) as gw:
+        app = build_app(gw.gateway)  # the same app, spoken to as if behind https
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://gw.example") as tls:
+            over_tls = await tls.post("/ui/login", data={"key": KEY})
+        async with browser(gw) as client:
+            plain = await client.post("/ui/login", data={"key": KEY})
+    assert "; Secure" in over_tls.headers["set-cookie"]
+    assert "Secure" not in plain.headers["set-cookie"]

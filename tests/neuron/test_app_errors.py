@@ -86,7 +86,11 @@ async def test_bad_inputs(
 
 async def test_malformed_json_and_non_object_bodies(neuron: InProcessNeuron) -> None:
     async with neuron.http() as http:
-        broken = await http.post("/v1/chat/completions", content=b'{"model": ')
+        broken = await http.post(
+            "/v1/chat/completions",
+            content=b'{"model": ',
+            headers={"content-type": "application/json"},
+        )
         listed = await http.post("/v1/chat/completions", json=[1, 2])
     for response in (broken, listed):
         assert response.status_code == 400

@@ -143,7 +143,7 @@ async def test_discovery_reports_this_host(neuron: InProcessNeuron) -> None:
 async def test_tokenize_needs_no_weights_and_matches_the_template(
     start_neuron: StartNeuron, tiny_model_dir: Path, tiny_tokenizer: Any
 ) -> None:
-    live = await start_neuron()
+    live = await start_neuron({"neuron": {"allow_hub_ids": True}})  # "nope/nothing" is looked up
     messages = [{"role": "user", "content": "count me"}]
     async with live.http() as http:
         response = await http.post(

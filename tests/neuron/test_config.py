@@ -99,3 +99,10 @@ def test_token_is_read_and_stripped(tmp_path: Path) -> None:
     config = NeuronConfig.model_validate({"neuron": {"token_file": str(tmp_path / "t")}})
     assert config.read_token() == "s3cret"
     assert NeuronConfig().read_token() is None
+
+
+def test_an_empty_token_file_is_an_error_not_an_open_neuron(tmp_path: Path) -> None:
+    (tmp_path / "t").write_text(" \n")
+    config = NeuronConfig.model_validate({"neuron": {"token_file": str(tmp_path / "t")}})
+    with pytest.raises(ValueError, match="is empty"):
+        config.read_token()

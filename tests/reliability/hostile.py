@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helexa.limits import MAX_CONTENT_BLOCKS, MAX_MESSAGES
 from helexa.testing.neuron_proc import TINY_MODEL_ID
 from tests.reliability.stack import MAX_BODY_MB
 
@@ -103,6 +104,11 @@ def _deep_array(_: Route) -> bytes:
     return b'{"model": "m", "messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
 
 
+def _unterminated_escapes(_: Route) -> bytes:
+    # Quadratic for a backtracking string scan: this body held the loop for minutes.
+    return b'{"model": "m", "messages": ' + b"[" * 65 + b'"\\' * (400 * 1024)
+
+
 def _deep_tool_schema(route: Route) -> bytes:
     return encode(valid_body(route.kind) | {"tools": [tool(route.kind, 0, nested_schema(200))]})
 
@@ -122,6 +128,29 @@ def _huge_max_tokens(route: Route) -> bytes:
 
 def _negative_temperature(route: Route) -> bytes:
     return encode(valid_body(route.kind) | {"temperature": -0.5})
+
+
+def _seed_past_int64(route: Route) -> bytes:
+    return encode(valid_body(route.kind) | {"seed": 2**70})
+
+
+def _lone_surrogate_model(route: Route) -> bytes:
+    return encode(valid_body(route.kind)).replace(TINY_MODEL_ID.encode(), b"tiny\\ud800")
+
+
+def _lone_surrogate_text(route: Route) -> bytes:
+    return encode(valid_body(route.kind)).replace(b"hello", b"he\\udc00llo")
+
+
+def _too_many_messages(route: Route) -> bytes:
+    if route.kind == "completion":
+        return encode(valid_body(route.kind) | {"prompt": "x"})  # not applicable
+    return encode(valid_body(route.kind) | {"messages": [user("hi")] * (MAX_MESSAGES + 1)})
+
+
+def _too_many_blocks(route: Route) -> bytes:
+    blocks = [{"type": "text", "text": "x"}] * (MAX_CONTENT_BLOCKS + 1)
+    return encode(valid_body(route.kind) | {"messages": [{"role": "user", "content": blocks}]})
 
 
 def _thousands_of_tools(route: Route) -> bytes:
@@ -144,6 +173,7 @@ def _huge_max_tokens_status(route: Route) -> int:
 CASES = [
     Case("oversized body", _oversized, 413),
     Case("deeply nested array", _deep_array, 400),
+    Case("unterminated escapes after brackets (ReDoS)", _unterminated_escapes, 400),
     Case("deeply nested tool schema", _deep_tool_schema, 400),
     Case("invalid utf-8", _invalid_utf8, 400),
     Case("not json at all", lambda _: b"\x00\x01garbage{", 400),
@@ -174,6 +204,21 @@ CASES = [
         _thousands_of_tools,
         400,
         applies=lambda r: r.kind in ("chat", "anthropic"),
+    ),
+    Case("seed past int64", _seed_past_int64, 400, applies=lambda r: r.generates),
+    Case("lone surrogate in the model name", _lone_surrogate_model, 400),
+    Case("lone surrogate in the text", _lone_surrogate_text, 400),
+    Case(
+        "more messages than the limit",
+        _too_many_messages,
+        400,
+        applies=lambda r: r.kind != "completion",
+    ),
+    Case(
+        "more content blocks than the limit",
+        _too_many_blocks,
+        400,
+        applies=lambda r: r.kind != "completion",
     ),
     Case("prompt over the context length", _over_context, 400, applies=lambda r: r.generates),
 ]

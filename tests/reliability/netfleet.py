@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import textwrap
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -50,13 +51,15 @@ class NetFleet:
 
     def load(self, name: str) -> dict[str, Any]:
         body = {"model": TINY_MODEL_ID, "path": str(self.model_dir)}
-        response = httpx.post(f"{self.neuron_url(name)}/models/load", json=body, timeout=120)
+        response = httpx.post(
+            f"{self.neuron_url(name)}/models/load", json=body, headers=self.auth(), timeout=120
+        )
         response.raise_for_status()
         loaded: dict[str, Any] = response.json()
         return loaded
 
     def neuron_models(self, name: str) -> dict[str, dict[str, Any]]:
-        response = httpx.get(f"{self.neuron_url(name)}/models", timeout=5)
+        response = httpx.get(f"{self.neuron_url(name)}/models", headers=self.auth(), timeout=5)
         return {m["id"]: m for m in response.json()["models"]}
 
     def fleet(self) -> dict[str, Any]:
@@ -94,11 +97,22 @@ class NetFleet:
 
         return self.client_threads.submit(check).result()
 
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token_file().read_text().strip()}"}
+
+    def token_file(self) -> Path:
+        path = self.directory / "fleet.token"
+        if not path.exists():
+            path.write_text(secrets.token_hex(16) + "\n")
+        return path
+
     def _neuron(self, name: str) -> HelexaProcess:
         host = self.net.host(name)
         config = self.directory / f"{name}.toml"
+        # Off loopback a neuron needs a token (it refuses to start without one).
         config.write_text(
             f'[neuron]\nname = "{name}"\noffline = true\nmax_in_flight = 4\n'
+            f'token_file = "{self.token_file()}"\n'
             "[devices]\nreserve_mb = 0\n"
         )
         listen = f"{host.address}:{NEURON_PORT}"
@@ -113,7 +127,9 @@ class NetFleet:
     def _gateway(self) -> HelexaProcess:
         host = self.net.host("gw")
         neurons = "".join(
-            f'[[neurons]]\nname = "{n}"\nendpoint = "{self.neuron_url(n)}"\n' for n in NEURONS
+            f'[[neurons]]\nname = "{n}"\nendpoint = "{self.neuron_url(n)}"\n'
+            f'token_file = "{self.token_file()}"\n'
+            for n in NEURONS
         )
         (self.directory / "fleet.toml").write_text(
             textwrap.dedent(

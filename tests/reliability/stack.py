@@ -22,6 +22,9 @@ from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 GATEWAY_KEY = "gw-key-7c1f0e"
 NEURON_TOKEN = "neuron-token-5d2b9a"
 MAX_BODY_MB = 1
+# Short connection deadlines, so the slow-client tests see them hit (helexa.httpguard).
+HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -42,7 +45,13 @@ class Stack:
 async def keyed_stack(directory: Path, model_dir: Path) -> AsyncIterator[Stack]:
     config = NeuronConfig.model_validate(
         {
-            "neuron": {"name": "a", "offline": True, "max_body_mb": MAX_BODY_MB},
+            "neuron": {
+                "name": "a",
+                "offline": True,
+                "max_body_mb": MAX_BODY_MB,
+                "header_timeout": HEADER_TIMEOUT_S,
+                "body_timeout": BODY_TIMEOUT_S,
+            },
             "devices": {"reserve_mb": 0},
         }
     )
@@ -56,6 +65,8 @@ async def keyed_stack(directory: Path, model_dir: Path) -> AsyncIterator[Stack]:
             [gateway]
             api_keys = ["{GATEWAY_KEY}"]
             max_body_mb = {MAX_BODY_MB}
+            header_timeout = {HEADER_TIMEOUT_S}
+            body_timeout = {BODY_TIMEOUT_S}
             [[neurons]]
             name = "a"
             endpoint = "{neuron.url}"

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from helexa.testing.neuron_proc import TINY_MODEL_ID
 from tests.reliability.hostile import ROUTES, Case, Route, encode, is_dialect_error, matrix
 from tests.reliability.hostile import valid_body as valid
 from tests.reliability.stack import MAX_BODY_MB, Stack
@@ -74,3 +75,13 @@ async def test_both_still_serve_after_the_barrage(stack: Stack) -> None:
             response = await http.post("/v1/chat/completions", json=valid("chat"))
         assert response.status_code == 200, response.text
         assert response.json()["choices"][0]["message"]["role"] == "assistant"
+
+
+async def test_a_lone_surrogate_in_responses_input_is_a_400(stack: Stack) -> None:
+    body = b'{"model": "' + TINY_MODEL_ID.encode() + b'", "input": "hi \\udfff there"}'
+    async with stack.gateway_http() as http:
+        response = await http.post(
+            "/v1/responses", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400, response.text
+    assert is_dialect_error("openai", response.json())

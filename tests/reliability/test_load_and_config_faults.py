@@ -9,7 +9,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +24,14 @@ import httpx
 import pytest
 
 from helexa.neuron.config import NeuronConfig
-from helexa.testing.neuron_proc import TINY_MODEL_ID, InProcessNeuron, chat_body, free_port
+from helexa.testing.neuron_proc import (
+    TINY_MODEL_ID,
+    InProcessNeuron,
+    chat_body,
+    eventually,
+    free_port,
+)
+from tests.gateway.harness import run_gateway, write_configs
 from tests.reliability.figures import record
 from tests.reliability.procs import HelexaProcess
 
@@ -134,3 +145,81 @@ def test_bad_config_saved_while_serving_changes_nothing(
     )
     assert response.status_code == 200
     record("config_fault", bad_saves=1, unloaded=0)
+
+
+TYPO_KEY = "typo-secret-0b7e5a"
+
+
+def test_a_typod_key_saved_while_serving_is_never_echoed(
+    serving: tuple[HelexaProcess, Path],
+) -> None:
+    """`api_keys = "KEY"` (a string, not a list): the error names the key, not its value."""
+    gateway, models = serving
+    fleet_toml = models.parent / "fleet.toml"
+
+    def fleet() -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{gateway.url}/admin/fleet", timeout=5).json()
+        return data
+
+    wait_for(lambda: fleet()["reconcile"]["rounds"] >= 1, 60)
+    text = fleet_toml.read_text().replace("[gateway]\n", f'[gateway]\napi_keys = "{TYPO_KEY}"\n')
+    fleet_toml.write_text(text)
+    wait_for(lambda: bool(fleet()["config"]["error"]), 30)
+    shown = json.dumps(fleet())
+    assert "api_keys" in fleet()["config"]["error"]
+    assert TYPO_KEY not in shown
+    assert TYPO_KEY not in gateway.log.read_text()
+    record("config_fault", secret_echoed=0)
+
+
+def test_config_check_never_echoes_a_bad_key_from_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "fleet.toml").write_text("")
+    (tmp_path / "models.toml").write_text("")
+    env = os.environ | {"HELEXA_GATEWAY__API_KEYS": TYPO_KEY}
+    files = ["--fleet", str(tmp_path / "fleet.toml"), "--models", str(tmp_path / "models.toml")]
+    done = subprocess.run(
+        [sys.executable, "-m", "helexa", "config", "check", *files],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "HELEXA_GATEWAY__API_KEYS" in done.stdout + done.stderr
+    assert TYPO_KEY not in done.stdout + done.stderr
+
+
+async def test_failed_loads_expire_from_the_neuron_and_the_gateway(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Any client may name any model: a failed one is shown, then forgotten everywhere."""
+    config = NeuronConfig.model_validate(
+        {
+            "neuron": {"name": "a", "offline": True, "failed_load_ttl": "2s"},
+            "devices": {"reserve_mb": 0},
+        }
+    )
+    hostile_name = "../../etc/passwd"
+    async with InProcessNeuron.start(config) as neuron, neuron.http() as http:
+        gateway_config = write_configs(
+            tmp_path,
+            f'[[neurons]]\nname = "a"\nendpoint = "{neuron.url}"\n',
+            f'[[models]]\nid = "{TINY_MODEL_ID}"\npath = "{tiny_model_dir}"\n',
+        )
+        async with run_gateway(gateway_config) as gateway:
+            missing = str(tmp_path / "missing")
+            response = await http.post(
+                "/models/load", json={"model": hostile_name, "path": missing}
+            )
+            assert response.status_code == 404
+
+            def in_metrics() -> bool:
+                return hostile_name in gateway.gateway.metrics.render().decode()
+
+            def listed() -> bool:
+                state = gateway.gateway.fleet.neurons["a"]
+                return hostile_name in state.models
+
+            await eventually(lambda: listed() and in_metrics(), within_s=10)
+            await eventually(lambda: not listed() and not in_metrics(), within_s=20)
+            assert (await http.get("/models")).json()["models"] == []
