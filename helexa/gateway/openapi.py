@@ -43,6 +43,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/admin/fleet"): Operation("Observed fleet state, reconcile and config errors"),
     ("GET", "/admin/stats"): Operation("Request statistics for the UI"),
+    ("GET", "/admin/usage"): Operation("Usage per key and per model over a window"),
     ("POST", "/admin/models/load"): Operation("Load a model", AdminModelOperation),
     ("POST", "/admin/models/unload"): Operation("Unload a model", AdminModelOperation),
     ("GET", "/ui"): Operation("The operator web UI", content_type="text/html"),
