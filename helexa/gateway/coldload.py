@@ -22,6 +22,7 @@ from helexa.gateway.metrics import GatewayMetrics
 from helexa.gateway.neuron_client import NeuronClient
 from helexa.gateway.poller import FleetPoller
 from helexa.gateway.state import DecisionKind, FleetState, ModelLocation
+from helexa.gateway.weights import local_weights_bytes
 
 log = logging.getLogger("helexa.gateway.decisions")
 
@@ -116,7 +117,12 @@ class ColdLoader:
         config = self.desired()
         specs: Mapping[str, ModelSpec] = {m.id: m for m in config.models.models}
         decision = placement.place(
-            spec, self.fleet, specs, config.fleet.eviction.strategy, now=time.time()
+            spec,
+            self.fleet,
+            specs,
+            config.fleet.eviction.strategy,
+            now=time.time(),
+            weights_bytes=local_weights_bytes(spec),
         )
         if isinstance(decision, placement.NoPlacement):
             log_decision(self.fleet, "no_placement", spec.id, None, decision.reason)
