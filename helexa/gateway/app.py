@@ -74,7 +74,18 @@ class Gateway:
         self.client = NeuronClient(
             session_factory, connect_timeout=gw.connect_timeout, load_timeout=gw.load_timeout
         )
-        self.loader = ColdLoader(self.fleet, self.poller, self.client, self.current, self.metrics)
+        # Set once every local neuron has answered a poll (at once when there are none):
+        # until then requests that need a placement are held, not answered "unhealthy".
+        self.local_neurons_answered = asyncio.Event()
+        self._note_answered()
+        self.loader = ColdLoader(
+            self.fleet,
+            self.poller,
+            self.client,
+            self.current,
+            self.metrics,
+            started=self.local_neurons_answered,
+        )
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
         # Per-request lookups that only a new config changes (see `set_config`).
@@ -155,8 +166,16 @@ class Gateway:
             "warnings": [warning] if warning else [],
         }
 
+    def _note_answered(self) -> None:
+        if self.local_neurons_answered.is_set():
+            return
+        local = [n for n in self.fleet.neurons.values() if n.local]
+        if all(n.healthy or not n.starting for n in local):
+            self.local_neurons_answered.set()
+
     def _observe(self, _: NeuronState) -> None:
-        """After each poll: rewrite the fleet gauges."""
+        """After each poll: note first answers, rewrite the fleet gauges."""
+        self._note_answered()
         neurons = [
             NeuronSample(
                 n.name,

@@ -10,6 +10,7 @@ and counted in metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -42,8 +43,10 @@ class ColdLoader:
         client: NeuronClient,
         desired: Callable[[], Config],
         metrics: GatewayMetrics,
+        started: asyncio.Event | None = None,
     ) -> None:
         self.fleet = fleet
+        self.started = started
         self.poller = poller
         self.client = client
         self.desired = desired
@@ -59,6 +62,10 @@ class ColdLoader:
         """Candidates to send a request to, loading the model first if needed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
+        if self.started is not None and not self.started.is_set():
+            # Start-up: the local neurons have not answered yet; hold instead of a 503.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.started.wait(), within)
         while True:
             route = router.route(model_id, self.fleet)
             if route.action == "serve":

@@ -30,6 +30,10 @@ from helexa.gateway.supervisor import Supervisor, local_neuron_spec
 from helexa.gateway.transport import CoalescingHttpToolsProtocol
 
 log = logging.getLogger("helexa.serve")
+# How long start-up waits for the local neurons' first answer before the banner (a
+# neuron importing torch on a busy machine takes seconds; a broken one never answers).
+LOCAL_START_WAIT_S = 120.0
+STARTUP_POLL_S = 0.1
 
 
 class _Server(uvicorn.Server):
@@ -110,6 +114,32 @@ async def serve(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _wait_for_local_neurons(gateway: Gateway, within: float) -> None:
+    """Until every local neuron answered its first poll: the banner means "ready".
+
+    Requests that arrive meanwhile are held by the cold loader (not answered 503).
+    A neuron that does not answer in time is logged, and requests stop being held.
+    """
+    answered = gateway.local_neurons_answered
+    try:
+        async with asyncio.timeout(within):
+            while not answered.is_set():
+                # Poll the starting ones often: the regular round may be seconds away.
+                neurons = gateway.fleet.neurons.values()
+                starting = [n.name for n in neurons if n.local and n.starting]
+                await asyncio.gather(*(gateway.poller.poll_neuron(name) for name in starting))
+                if not answered.is_set():
+                    await asyncio.sleep(STARTUP_POLL_S)
+    except TimeoutError:
+        waiting = {
+            n.name: n.last_error or "no answer"
+            for n in gateway.fleet.neurons.values()
+            if n.local and n.starting
+        }
+        log.warning("local neurons not answering after %.0fs: %s", within, waiting)
+        answered.set()
+
+
 async def _serve_http(
     config: Config,
     gateway: Gateway,
@@ -145,6 +175,7 @@ async def _serve_http(
                 api_task.result()
                 raise RuntimeError("the gateway server stopped while starting")
             await asyncio.sleep(0.02)
+        await _wait_for_local_neurons(gateway, min(gw.load_timeout, LOCAL_START_WAIT_S))
         gateway.background(housekeeping.run(), "housekeeping")
         start_reconcile(gateway)
         running = Running(
