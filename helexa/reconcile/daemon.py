@@ -8,8 +8,9 @@ under the single-writer lock.  Rounds run on a save of fleet.toml/models.toml
 is debounced) and every `interval` regardless, so a neuron that restarts empty
 gets its pinned models back within one interval, and at once when the poller
 saw it go down and come back up.  The daemon writes no files
-it watches (the lock lives next to them under another name), so it cannot
-trigger itself.
+it watches (the lock lives next to them under another name), and the watcher
+sees only those two files (not a log file next to them), so it cannot trigger
+itself.
 """
 
 from __future__ import annotations
@@ -330,20 +331,22 @@ class ReconcileDaemon:
     async def _watch(self) -> None:
         from watchfiles import awatch
 
-        names = {self.fleet_path.name, self.models_path.name}
-        directories = sorted({str(self.fleet_path.parent), str(self.models_path.parent)})
+        watched = {self.fleet_path.resolve(), self.models_path.resolve()}
+        directories = sorted({str(path.parent) for path in watched})
         debounce_ms = max(1, int(self.debounce_s * 1000))
         self._watch_stop.clear()
-        async for changes in awatch(
+        async for _changes in awatch(
             *directories,
+            # Only the two files: a log file written next to them must not count (nor
+            # wake the watcher, whose own log line would be the next change).
+            watch_filter=lambda _change, path: Path(path) in watched,
             debounce=debounce_ms,
             step=20,
             recursive=False,
             stop_event=self._watch_stop,
         ):
-            if any(Path(path).name in names for _, path in changes):
-                log.info("config file change seen, reconciling")
-                self.trigger()
+            log.info("config file change seen, reconciling")
+            self.trigger()
 
 
 async def _stop_watching(task: asyncio.Task[None], stop: asyncio.Event) -> None:

@@ -93,6 +93,7 @@ def running_serve(
     gateway_extra: str = "",
     env: dict[str, str] | None = None,
     log_name: str = "serve.log",
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[Serve]:
     """`helexa serve` on free ports, its output in workdir/log_name; SIGINT at the end."""
     port, metrics_port, neuron_port = free_port(), free_port(), free_port()
@@ -102,7 +103,7 @@ def running_serve(
     models.write_text(models_toml)
     log_path = workdir / log_name
     with log_path.open("wb") as log:
-        argv = ["serve", "--fleet", str(fleet), "--models", str(models)]
+        argv = ["serve", "--fleet", str(fleet), "--models", str(models), *extra_args]
         process = subprocess.Popen(
             [sys.executable, "-m", "helexa", *argv],
             env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
