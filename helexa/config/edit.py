@@ -211,17 +211,18 @@ def _insert_key(container: Container, key: str, value: Any) -> None:
     tomlkit's own append lands after trailing comments and blank lines (which a reader
     attributes to the next header) and adds a blank line before sub-tables.
     """
-    last_key = None
+    last_index = None
     last_item = None
-    for item_key, item in container.body:
+    for index, (item_key, item) in enumerate(container.body):
         if item_key is not None and not isinstance(item, Table | AoT | Whitespace | Comment):
-            last_key, last_item = item_key, item
-    if last_key is None or last_item is None:
+            last_index, last_item = index, item
+    if last_index is None or last_item is None:
         container.append(key, value)
         return
     new_item = tomlkit.item(value)
     new_item.trivia.indent = last_item.trivia.indent
-    container._insert_after(last_key, key, new_item)
+    # tomlkit has no public positional insert (and 0.15 dropped `_insert_after`).
+    container._insert_at(last_index + 1, key, new_item)
 
 
 def _append_entry(document: TOMLDocument, array: str, values: Mapping[str, Any]) -> None:
