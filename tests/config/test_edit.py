@@ -98,7 +98,7 @@ def test_pin_add_with_a_path(models_file: Path, tmp_path: Path) -> None:
     pin_model(models_file, "local/thing", add=True, model_path=tmp_path)
     spec = load_toml(models_file, ModelsConfig).get("local/thing")
     assert spec is not None and spec.pin and spec.path == tmp_path
-    with pytest.raises(ConfigErrors, match="already in models.toml"):
+    with pytest.raises(ConfigErrors, match=r"already in models\.toml"):
         pin_model(models_file, "local/thing", add=True, model_path=tmp_path)
 
 
