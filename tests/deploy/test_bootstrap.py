@@ -122,3 +122,13 @@ async def test_wait_healthy_gives_up_with_the_last_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     with pytest.raises(DeployError, match=r"not healthy after 1s \(ConnectError"):
         await wait_healthy(url, None, 1)
+
+
+def test_preflight_refuses_a_python_the_service_user_cannot_run() -> None:
+    pyenv = HostFacts(
+        **{**FEDORA.__dict__, "python_paths": ((0o700, "root", "/root"), (0o755, "root", "/"))}
+    )
+    with pytest.raises(DeployError, match=r"the service user helexa cannot run python3"):
+        preflight(pyenv, "pip", "helexa")
+    assert preflight(pyenv, "pip", "root") == preflight(FEDORA, "pip", "root")
+    assert preflight(pyenv, "rpm", "helexa") == []  # the RPM brings its own interpreter

@@ -16,6 +16,7 @@ from helexa.deploy.facts import (
     parse_os_release,
     parse_pip_show,
     parse_probe_output,
+    parse_python_paths,
     parse_python_version,
     parse_rpm_query,
     parse_sha256sum,
@@ -168,3 +169,26 @@ async def test_probe_over_ssh_gathers_this_hosts_facts(sshd: Sshd, tmp_path: Pat
     assert facts.pip_version is None and facts.supervised_pid is None
     assert facts.disk_free_mb is not None and facts.disk_free_mb > 0
     assert facts.service_user_exists is False  # no "helexa" user here
+
+
+def test_python_paths_and_who_can_run_them() -> None:
+    stat_lines = (
+        "755 root /root/.pyenv/versions/3.11.7/bin/python3.11\n"
+        "700 root /root\n"
+        "755 root /\n"
+        "755 root /\n"
+    )
+    paths = parse_python_paths(stat_lines + "stat: cannot stat 'x': No such file\n")
+    assert paths == (
+        (0o755, "root", "/root/.pyenv/versions/3.11.7/bin/python3.11"),
+        (0o700, "root", "/root"),
+        (0o755, "root", "/"),
+    )
+    sections = {"pypaths": ProbeResult(0, stat_lines)}
+    facts = host_facts(sections)
+    assert facts.python_blocked_for("helexa") == (
+        "/root is mode 700 (owner root): other users cannot enter it"
+    )
+    assert facts.python_blocked_for("root") is None
+    system = host_facts({"pypaths": ProbeResult(0, "755 root /usr/bin/python3.11\n755 root /\n")})
+    assert system.python_blocked_for("helexa") is None
