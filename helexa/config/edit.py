@@ -233,9 +233,20 @@ def _set_values(table: Table, values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         if key in table:
             if table[key] != value:
-                table[key] = value  # tomlkit keeps the key's trailing comment
+                _replace_keeping_comment_column(table, key, value)
         else:
             _insert_key(table.value, key, value)
+
+
+def _replace_keeping_comment_column(table: Table, key: str, value: Any) -> None:
+    """Set `key`; a trailing comment stays in its column (`true` -> `false` is one wider)."""
+    old = table.item(key)
+    old_width = len(old.as_string()) if isinstance(old, Item) else 0
+    table[key] = value  # tomlkit keeps the key's trailing comment (trivia)
+    new = table.item(key)
+    if isinstance(old, Item) and isinstance(new, Item) and new.trivia.comment:
+        spaces = len(new.trivia.comment_ws) + old_width - len(new.as_string())
+        new.trivia.comment_ws = " " * max(1, spaces)
 
 
 def _insert_key(container: Container, key: str, value: Any) -> None:

@@ -206,6 +206,8 @@ class ReconcileDaemon:
             generation = self.last_plan.generation if self.last_plan else None
             self.conditions.set("ConfigValid", False, "Invalid", str(exc), generation)
             return self.config
+        if self.config_error is not None:
+            log.info("config valid again (%s, %s): using it", self.fleet_path, self.models_path)
         self.config_error = None
         if config != self.config:
             self._adopt(config)

@@ -62,7 +62,7 @@ def test_pin_changes_only_the_pin_value(models_file: Path) -> None:
         (
             "replace",
             ["pin = false   # flip with `helexa pin`"],
-            ["pin = true   # flip with `helexa pin`"],
+            ["pin = true    # flip with `helexa pin`"],  # the comment keeps its column
         )
     ]
 
@@ -74,7 +74,7 @@ def test_pin_with_replicas_adds_the_key_after_the_last_key(models_file: Path) ->
         (
             "replace",
             ["pin = false   # flip with `helexa pin`"],
-            ["pin = true   # flip with `helexa pin`"],
+            ["pin = true    # flip with `helexa pin`"],
         ),
         ("insert", [], ["replicas = 2"]),
     ]
@@ -128,7 +128,7 @@ def test_unpin_changes_only_the_pin_value(models_file: Path) -> None:
     assert changes(pinned, models_file.read_text()) == [
         (
             "replace",
-            ["pin = true   # flip with `helexa pin`"],
+            ["pin = true    # flip with `helexa pin`"],
             ["pin = false   # flip with `helexa pin`"],
         )
     ]
