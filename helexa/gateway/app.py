@@ -17,9 +17,12 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 
 from helexa.config import Config, NeuronEntry
+from helexa.errors import NoSuchRoute
 from helexa.gateway.auth import ApiKeyMiddleware, open_access_warning
 from helexa.gateway.coldload import ColdLoader
 from helexa.gateway.limits import body_limits, gateway_body_limits
@@ -199,6 +202,19 @@ class Gateway:
         self.metrics.observe_fleet(neurons, models)
 
 
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """starlette's 404/405 (no such path or method) as JSON in the caller's dialect:
+    Anthropic for /v1/messages... or an `anthropic-version` header, else OpenAI."""
+    from helexa.gateway.dispatch import openai_error
+    from helexa.gateway.routes_anthropic import anthropic_error
+
+    assert isinstance(exc, HTTPException)
+    error = NoSuchRoute.of(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
+    if request.url.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
+        return anthropic_error(error)
+    return openai_error(error)
+
+
 def gateway_of(request: Request) -> Gateway:
     """The gateway a starlette route runs in (set on `app.state` by build_app)."""
     gw: Gateway = request.app.state.gateway
@@ -243,7 +259,13 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         "/v1/messages": routes_anthropic.messages_of,
         "/v1/responses": routes_responses.responses_of,
     }
-    app = GatewayApp(gateway, hot, routes=routes, lifespan=lifespan)
+    app = GatewayApp(
+        gateway,
+        hot,
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error_handler},
+    )
     app.state.gateway = gateway
     # Added first = runs after auth: an unauthenticated client never makes us read a body.
     app.add_middleware(gateway_body_limits, limits=gateway.body_limits)
