@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -90,6 +90,8 @@ class Gateway:
             started=self.local_neurons_answered,
         )
         self.started_at = time.time()
+        # Called with every new config set_config takes (e.g. serve's local neurons).
+        self.config_listeners: list[Callable[[Config], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         # Per-request lookups that only a new config changes (see `set_config`).
         self._limits = body_limits(config)
@@ -105,6 +107,8 @@ class Gateway:
         self._limits = body_limits(config)
         self._targets.clear()
         self.poller.set_entries(config.fleet.neurons)
+        for listener in self.config_listeners:
+            listener(config)
 
     def body_limits(self) -> BodyLimits:
         return self._limits

@@ -24,9 +24,10 @@ from helexa.config import Config, parse_listen
 from helexa.gateway.app import Gateway, build_app
 from helexa.gateway.auth import open_access_warning
 from helexa.gateway.housekeeping import Housekeeping
+from helexa.gateway.local_neurons import LocalNeurons
 from helexa.gateway.metrics import metrics_app
 from helexa.gateway.reconcile_hook import start_reconcile
-from helexa.gateway.supervisor import Supervisor, local_neuron_spec
+from helexa.gateway.supervisor import Supervisor
 from helexa.gateway.transport import CoalescingHttpToolsProtocol
 
 log = logging.getLogger("helexa.serve")
@@ -99,19 +100,14 @@ async def serve(
     with contextlib.ExitStack() as stack:
         if runtime_dir is None:
             runtime_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="helexa-")))
-        supervisors = {
-            entry.name: Supervisor(local_neuron_spec(entry, config, runtime_dir))
-            for entry in config.fleet.neurons
-            if entry.local
-        }
-        tasks = [
-            asyncio.create_task(s.run(), name=f"supervise {n}") for n, s in supervisors.items()
-        ]
+        local = LocalNeurons(runtime_dir)
+        local.start_all(config)
+        # fleet.toml saved with a local neuron added or removed: start or stop it now.
+        gateway.config_listeners.append(local.sync_soon)
         try:
-            await _serve_http(config, gateway, supervisors, stop, ready)
+            await _serve_http(config, gateway, local.supervisors, stop, ready)
         finally:
-            await asyncio.gather(*(s.stop() for s in supervisors.values()))
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await local.stop_all()
 
 
 async def _wait_for_local_neurons(gateway: Gateway, within: float) -> None:
