@@ -155,6 +155,17 @@ class BadRequest(APIError):
     code = "invalid_request"
 
 
+class NoSuchRoute(APIError):
+    """starlette's 404/405 for a path or method no route serves, as an API error."""
+
+    type = "invalid_request_error"
+
+    @classmethod
+    def of(cls, status: int, detail: str) -> NoSuchRoute:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+        return cls(detail, status=status, code=code)
+
+
 class ContextLengthExceeded(BadRequest):
     code = "context_length_exceeded"
 

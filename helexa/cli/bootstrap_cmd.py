@@ -49,6 +49,13 @@ def register(sub: Any) -> None:
     layout.add_argument("--state-dir", default=str(STATE_DIR))
     layout.add_argument("--unit-dir", default=str(UNIT_DIR))
     layout.add_argument("--service-user", default="helexa", help="user the neuron runs as")
+    layout.add_argument(
+        "--python",
+        default="python3",
+        metavar="PATH",
+        help="interpreter the venv is made from (--install pip); the service user must be "
+        "able to run it (default: python3)",
+    )
     p.add_argument("--health-timeout", type=float, default=300.0, metavar="SECONDS")
     p.set_defaults(func=run)
 
@@ -101,6 +108,7 @@ def build_request(args: argparse.Namespace) -> BootstrapRequest:
         state_dir=PurePosixPath(args.state_dir),
         unit_dir=PurePosixPath(args.unit_dir),
         user=args.service_user,
+        python=args.python,
     )
     options: dict[str, Any] = {}
     if args.wheel is not None:

@@ -37,8 +37,19 @@ def register(sub: Any) -> None:
     check.set_defaults(func=_check)
 
     pin = sub.add_parser("pin", help="keep a model loaded (pin = true in models.toml)")
-    pin.add_argument("model", help="model id or alias; an unknown id is added")
+    pin.add_argument("model", help="model id or alias in models.toml (or a new id with --add)")
     pin.add_argument("--replicas", type=int, help="copies to keep loaded (default: unchanged)")
+    pin.add_argument(
+        "--add",
+        action="store_true",
+        help="add the model to models.toml when it is not there (a typo is an error without it)",
+    )
+    pin.add_argument(
+        "--path",
+        type=Path,
+        metavar="DIR",
+        help="with --add: the model's local directory (without it: a Hugging Face hub id)",
+    )
     _file_flags(pin)
     pin.set_defaults(func=_pin)
 
@@ -104,7 +115,21 @@ def _pin(args: argparse.Namespace) -> int:
     if args.replicas is not None and args.replicas < 1:
         print("error: --replicas must be at least 1", file=sys.stderr)
         return 1
-    return _edit(args, lambda path, context: pin_model(path, args.model, args.replicas, context))
+    model_path: Path | None = args.path
+    if model_path is not None:
+        if not args.add:
+            print("error: --path adds a model: give --add with it", file=sys.stderr)
+            return 1
+        model_path = model_path.expanduser().resolve()
+        if not model_path.is_dir():
+            print(f"error: --path {args.path}: no such directory", file=sys.stderr)
+            return 1
+    return _edit(
+        args,
+        lambda path, context: pin_model(
+            path, args.model, args.replicas, context, add=args.add, model_path=model_path
+        ),
+    )
 
 
 def _unpin(args: argparse.Namespace) -> int:

@@ -76,6 +76,9 @@ def setup_logging(as_json: bool, level: str) -> None:
         formatter.converter = time.gmtime
         handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # watchfiles logs every change it sees at INFO: its chatter belongs to --log-level debug.
+    quiet = logging.getLevelName(level.upper()) > logging.DEBUG
+    logging.getLogger("watchfiles").setLevel(logging.WARNING if quiet else logging.NOTSET)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
-"""`helexa status [--gateway URL] [--json] [--watch [S]]`: the fleet as a running gateway sees it.
+"""`helexa status [--gateway URL] [--api-key-file FILE] [--json] [--watch [S]]`: the fleet.
 
 The rendering is pure (`helexa.cli.status_view`); this module only fetches
-`/admin/fleet` and prints it once, as JSON, or live (`--watch` redraws in
+`/admin/fleet` (with the API key from --api-key-file, --api-key or
+$HELEXA_API_KEY; prefer the file or the variable, since a key on the command
+line shows in `ps`) and prints it once, as JSON, or live (`--watch` redraws in
 place with rich's Live until Ctrl-C).
 """
 
@@ -12,6 +14,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +25,8 @@ from rich.text import Text
 from helexa.cli import status_view
 
 DEFAULT_GATEWAY = "http://127.0.0.1:31313"
+API_KEY_ENV = "HELEXA_API_KEY"
+KEY_HINT = f"set ${API_KEY_ENV}, or pass --api-key-file FILE (a file holding the key)"
 FETCH_TIMEOUT_S = 10.0
 
 
@@ -34,7 +39,18 @@ def register(sub: Any) -> None:
         default=os.environ.get("HELEXA_GATEWAY_URL", DEFAULT_GATEWAY),
         help=f"gateway URL (default: $HELEXA_GATEWAY_URL or {DEFAULT_GATEWAY})",
     )
-    p.add_argument("--api-key", default=os.environ.get("HELEXA_API_KEY"), help="($HELEXA_API_KEY)")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="FILE",
+        help=f"read the gateway's API key from FILE (or set ${API_KEY_ENV})",
+    )
+    key.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"the gateway's API key (visible in `ps`: prefer ${API_KEY_ENV} or --api-key-file)",
+    )
     p.add_argument("--json", action="store_true", help="print /admin/fleet as JSON")
     p.add_argument(
         "--watch",
@@ -61,18 +77,47 @@ def fetch_fleet(
         return fleet
 
 
+class ApiKeyUnreadable(Exception):
+    """The API key could not be read (named file missing or empty)."""
+
+
+def resolve_api_key(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The key and where it came from: --api-key-file, --api-key, then $HELEXA_API_KEY."""
+    path: Path | None = getattr(args, "api_key_file", None)
+    if path is not None:
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise ApiKeyUnreadable(f"cannot read --api-key-file {path}: {why}") from exc
+        if not key:
+            raise ApiKeyUnreadable(f"--api-key-file {path} is empty")
+        return key, f"--api-key-file {path}"
+    if args.api_key:
+        return str(args.api_key), "--api-key"
+    env_key = os.environ.get(API_KEY_ENV, "").strip()
+    if env_key:
+        return env_key, f"${API_KEY_ENV}"
+    return None, None
+
+
 def run(
     args: argparse.Namespace,
     transport: httpx.BaseTransport | None = None,
     console: Console | None = None,
 ) -> int:
     console = console or Console()
+    try:
+        args.api_key, args.api_key_source = resolve_api_key(args)
+    except ApiKeyUnreadable as exc:
+        print(f"helexa status: {exc}", file=sys.stderr)
+        return 2
     if args.watch:
         return _watch(args, console, transport)
     try:
         fleet = fetch_fleet(args.gateway, args.api_key, transport)
     except httpx.HTTPError as exc:
-        print(f"helexa status: {_unreachable(args.gateway, exc)}", file=sys.stderr)
+        print(f"helexa status: {_unreachable(args, exc)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(fleet, indent=2))
@@ -108,11 +153,19 @@ def _frame(
     try:
         fleet = fetch_fleet(args.gateway, args.api_key, transport)
     except httpx.HTTPError as exc:
-        return Text(_unreachable(args.gateway, exc) + " (retrying)", "red")
+        return Text(_unreachable(args, exc) + " (retrying)", "red")
     if args.json:
         return Text(json.dumps(fleet, indent=2))
     return status_view.build(fleet, console.width, time.time())
 
 
-def _unreachable(gateway: str, exc: httpx.HTTPError) -> str:
-    return f"cannot read {gateway}/admin/fleet: {exc}"
+def _unreachable(args: argparse.Namespace, exc: httpx.HTTPError) -> str:
+    where = f"cannot read {args.gateway}/admin/fleet"
+    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (401, 403):
+        source = getattr(args, "api_key_source", None)
+        if source is None:
+            return f"{where}: the gateway needs an API key; {KEY_HINT}"
+        return f"{where}: the gateway refused the API key from {source}; {KEY_HINT}"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"{where}: HTTP {exc.response.status_code} {exc.response.text[:200]}".rstrip()
+    return f"{where}: {exc}"

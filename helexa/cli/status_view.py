@@ -94,9 +94,16 @@ def neurons_table(neurons: Sequence[Json], narrow: bool) -> Group:
     notes: list[Text] = []
     for neuron in neurons:
         up = bool(neuron.get("healthy"))
-        state = Text("up", "green") if up else Text("down", "red")
+        starting = not up and bool(neuron.get("starting"))
+        if up:
+            state = Text("up", "green")
+        else:
+            state = Text("starting", "yellow") if starting else Text("down", "red")
         models = str(len(neuron.get("models", [])))
-        if not up:
+        if starting:
+            why = neuron.get("last_error") or "no poll yet"
+            notes.append(Text(f"{neuron['name']} has not answered yet: {why}", "yellow"))
+        elif not up:
             why = neuron.get("last_error") or "never answered"
             notes.append(Text(f"{neuron['name']} is down: {why}", "red"))
         devices = neuron.get("devices", [])

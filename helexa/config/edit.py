@@ -8,6 +8,7 @@ write is atomic (temp file in the same directory + os.replace) and keeps the mod
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -114,9 +115,17 @@ def pin_model(
     name: str,
     replicas: int | None = None,
     context: Mapping[str, Any] | None = None,
+    *,
+    add: bool = False,
+    model_path: Path | None = None,
 ) -> EditResult:
-    """`pin = true` (and `replicas = N` when given) on a model, adding it if unknown."""
-    return edit_file(path, ModelsConfig, _pin_edit(name, replicas), context)
+    """`pin = true` (and `replicas = N` when given) on a model.
+
+    A name models.toml does not know is an error (with a did-you-mean) unless `add`:
+    then a new entry is written, with `model_path` (a local directory) when given,
+    else the id is fetched from the Hugging Face hub on first load.
+    """
+    return edit_file(path, ModelsConfig, _pin_edit(name, replicas, add, model_path), context)
 
 
 def unpin_model(
@@ -125,7 +134,9 @@ def unpin_model(
     return edit_file(path, ModelsConfig, _unpin_edit(name), context)
 
 
-def _pin_edit(name: str, replicas: int | None) -> Edit[ModelsConfig]:
+def _pin_edit(
+    name: str, replicas: int | None, add: bool, model_path: Path | None
+) -> Edit[ModelsConfig]:
     def edit(document: TOMLDocument, current: ModelsConfig) -> str:
         spec = _named(current, name)
         model_id = spec.id if spec else name
@@ -133,8 +144,17 @@ def _pin_edit(name: str, replicas: int | None) -> Edit[ModelsConfig]:
         if replicas is not None:
             values["replicas"] = replicas
         entry = _entry(document, "models", "id", model_id)
+        if spec is not None and model_path is not None:
+            raise ConfigErrors(
+                [ConfigError(f"{model_id} is already in models.toml: edit its path there")]
+            )
         if entry is None:
-            _append_entry(document, "models", {"id": model_id, **values})
+            if not add:
+                raise ConfigErrors([ConfigError(_unknown_model(current, name))])
+            added: dict[str, Any] = {"id": model_id}
+            if model_path is not None:
+                added["path"] = str(model_path)
+            _append_entry(document, "models", {**added, **values})
         else:
             _set_entry_values(document, "models", entry, values)
         count = replicas if replicas is not None else (spec.replicas if spec else 1)
@@ -155,6 +175,19 @@ def _unpin_edit(name: str) -> Edit[ModelsConfig]:
         return f"unpinned {spec.id}"
 
     return edit
+
+
+def _unknown_model(current: ModelsConfig, name: str) -> str:
+    known = [m.id for m in current.models] + [
+        alias for alias in current.all_aliases() if not is_pattern(alias)
+    ]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"no model {name!r} in models.toml{hint}; to add it: "
+        f"`helexa pin {name} --add --path DIR` (a local model directory), "
+        f"or `--add` alone for a Hugging Face hub id"
+    )
 
 
 def _named(current: ModelsConfig, name: str) -> ModelSpec | None:
@@ -209,7 +242,7 @@ def _set_entry_values(
     for key, value in values.items():
         if key in entry:
             if entry[key] != value:
-                entry[key] = value  # tomlkit keeps the key's trailing comment
+                _replace_keeping_comment_column(entry, key, value)
         else:
             new_keys[key] = value
     if not new_keys:
@@ -260,6 +293,17 @@ def _rebuilt(table: Table, items: Sequence[tuple[str | Key | None, Item]]) -> Ta
         table.name,
         table.display_name,
     )
+
+
+def _replace_keeping_comment_column(table: Table, key: str, value: Any) -> None:
+    """Set `key`; a trailing comment stays in its column (`true` -> `false` is one wider)."""
+    old = table.item(key)
+    old_width = len(old.as_string()) if isinstance(old, Item) else 0
+    table[key] = value  # tomlkit keeps the key's trailing comment (trivia)
+    new = table.item(key)
+    if isinstance(old, Item) and isinstance(new, Item) and new.trivia.comment:
+        spaces = len(new.trivia.comment_ws) + old_width - len(new.as_string())
+        new.trivia.comment_ws = " " * max(1, spaces)
 
 
 def _append_entry(document: TOMLDocument, array: str, values: Mapping[str, Any]) -> None:

@@ -29,7 +29,11 @@ from helexa.errors import ConfigError, ConfigErrors
 
 M = TypeVar("M", bound=BaseModel)
 
-_TOMLLIB_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)")
+_TOMLLIB_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+# The key a TOML line assigns (`max_tokens = ...`, `"a.b" = ...`, `models.sampling.x = ...`).
+_ASSIGNED_KEY = re.compile(
+    r'^\s*((?:[A-Za-z0-9_-]+|"[^"]*")(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"))*)\s*='
+)
 
 # Where values set through HELEXA_* variables are reported instead of a file.
 ENVIRONMENT = "environment"
@@ -52,15 +56,29 @@ class Override:
     value: Any
 
 
+def _syntax_error(exc: tomllib.TOMLDecodeError, text: str, path: Path) -> ConfigError:
+    """file:line: key: TOML syntax: what, at column N: `the line` (key when it assigns one)."""
+    where = _TOMLLIB_POSITION.search(str(exc))
+    message = _TOMLLIB_POSITION.sub("", str(exc)).strip()
+    if where is None:
+        return ConfigError(f"TOML syntax: {message}", file=path)
+    line, column = int(where.group(1)), int(where.group(2))
+    lines = text.splitlines()
+    source = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    assigned = _ASSIGNED_KEY.match(lines[line - 1]) if source else None
+    key = re.sub(r"\s+", "", assigned.group(1)) if assigned else None
+    shown = f": `{source}`" if source else ""
+    return ConfigError(
+        f"TOML syntax: {message} at column {column}{shown}", file=path, line=line, key=key
+    )
+
+
 def parse_toml(text: str, path: Path) -> TomlSource:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # Python 3.11's error has no line attribute: it is only in the message.
-        where = _TOMLLIB_POSITION.search(str(exc))
-        message = _TOMLLIB_POSITION.sub("", str(exc)).strip()
-        line = int(where.group(1)) if where else None
-        raise ConfigErrors([ConfigError(f"TOML syntax: {message}", file=path, line=line)]) from None
+        raise ConfigErrors([_syntax_error(exc, text, path)]) from None
     return TomlSource(path=path, data=data, lines=key_lines(text))
 
 

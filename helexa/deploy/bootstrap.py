@@ -67,7 +67,12 @@ def wheel_version(wheel: Path) -> str:
     return parts[1]
 
 
-def preflight(facts: HostFacts, install: InstallMethod) -> list[str]:
+def preflight(
+    facts: HostFacts,
+    install: InstallMethod,
+    service_user: str = "root",
+    python: str = "python3",
+) -> list[str]:
     """Warnings for the operator; raises DeployError for a host that cannot work."""
     if install == "rpm" and not facts.os.is_like("fedora", "rhel", "centos"):
         raise DeployError(
@@ -77,6 +82,14 @@ def preflight(facts: HostFacts, install: InstallMethod) -> list[str]:
     if install == "pip" and (facts.python is None or facts.python < MIN_PYTHON):
         found = ".".join(map(str, facts.python)) if facts.python else "none"
         raise DeployError(f'install = "pip" needs python3 >= 3.11 on the host (found {found})')
+    blocked = facts.python_blocked_for(service_user) if install == "pip" else None
+    if blocked is not None:
+        # The venv links to this interpreter: the neuron would fail to start, over and over.
+        raise DeployError(
+            f"the service user {service_user} cannot run {python} on the host: {blocked} "
+            "(a per-user Python such as pyenv's?); install a system python3 >= 3.11 "
+            "or pass --python PATH with one every user can run"
+        )
     if facts.disk_free_mb is not None and facts.disk_free_mb < MIN_FREE_MB:
         raise DeployError(f"only {facts.disk_free_mb} MiB free for the install; need {MIN_FREE_MB}")
     warnings = []
@@ -124,7 +137,7 @@ async def bootstrap(
         )
         facts, actions = host_plan.facts, host_plan.actions
         say("      " + describe_facts(facts))
-        for warning in preflight(facts, entry.install):
+        for warning in preflight(facts, entry.install, layout.user, layout.python):
             say(f"      warning: {warning}")
         say(f"[3/5] apply: {len(actions)} host change(s)" if actions else "[3/5] host: up to date")
         applier = HostApplier(host, host_plan.desired, layout, say)

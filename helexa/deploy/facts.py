@@ -71,6 +71,21 @@ class HostFacts:
     supervised_pid: int | None = None  # the fallback supervisor, when alive
     service_user_exists: bool = False
     restart_pending: bool = False  # an earlier apply changed things and did not restart
+    # The interpreter's real files and every directory above them: (mode, owner, path).
+    python_paths: tuple[tuple[int, str, str], ...] = ()
+
+    def python_blocked_for(self, user: str) -> str | None:
+        """Why `user` cannot run the interpreter (a path others may not enter), or None.
+
+        Judged from "other" permission bits (the service user is usually created by the
+        install, so it is in no group yet); root and the owner of a path pass.
+        """
+        if user == "root":
+            return None
+        for mode, owner, path in self.python_paths:
+            if owner != user and not mode & 0o001:
+                return f"{path} is mode {mode:o} (owner {owner}): other users cannot enter it"
+        return None
 
     def installed_version(self, install: InstallMethod) -> str | None:
         return self.rpm_version if install == "rpm" else self.pip_version
@@ -96,7 +111,8 @@ def probe_script(layout: HostLayout, managed_files: Iterable[PurePosixPath]) -> 
         "}",
         "probe os cat /etc/os-release",
         "probe arch uname -m",
-        "probe python python3 --version",
+        f"probe python {q(layout.python)} --version",
+        f"probe pypaths sh -c {q(_PYTHON_PATHS.format(python=q(layout.python)))}",
         "probe systemd test -d /run/systemd/system",
         f"probe gpus {NVIDIA_QUERY}",
         f"probe rpm rpm -q --qf '%{{VERSION}}\\n' {RPM_PACKAGE}",
@@ -111,6 +127,28 @@ def probe_script(layout: HostLayout, managed_files: Iterable[PurePosixPath]) -> 
         f"probe pending test -e {q(str(layout.restart_marker))}",
     ]
     return "\n".join(lines) + "\n"
+
+
+# The interpreter (and, for a venv's python, the one it was made from), real paths, then
+# `stat` of each and of every directory up to /: what the service user has to get through.
+_PYTHON_PATHS = (
+    "{python} -c 'import os, sys; "
+    "print(os.path.realpath(sys.executable)); "
+    'print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))\' | '
+    "sort -u | while read -r p; do "
+    'while :; do stat -c "%a %U %n" "$p"; [ "$p" = / ] && break; p=$(dirname "$p"); done; '
+    "done"
+)
+
+
+def parse_python_paths(text: str) -> tuple[tuple[int, str, str], ...]:
+    """`stat -c "%a %U %n"` lines -> (mode, owner, path), each path once."""
+    seen: dict[str, tuple[int, str, str]] = {}
+    for line in text.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0].isdigit():
+            seen.setdefault(parts[2], (int(parts[0], 8), parts[1], parts[2]))
+    return tuple(seen.values())
 
 
 def parse_probe_output(text: str) -> dict[str, ProbeResult]:
@@ -157,6 +195,7 @@ def host_facts(sections: Mapping[str, ProbeResult]) -> HostFacts:
         supervised_pid=int(get("supervised").output) if _is_pid(get("supervised")) else None,
         service_user_exists=user.ok and user.output.strip().isdigit(),
         restart_pending=get("pending").ok,
+        python_paths=parse_python_paths(get("pypaths").output) if get("pypaths").ok else (),
     )
 
 

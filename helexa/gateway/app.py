@@ -17,9 +17,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 
 from helexa.config import Config, NeuronEntry
+from helexa.errors import NoSuchRoute
 from helexa.gateway.auth import open_access_warning
 from helexa.gateway.coldload import ColdLoader
 from helexa.gateway.keys import KeyMiddleware, KeyRing
@@ -83,8 +86,21 @@ class Gateway:
         self.client = NeuronClient(
             session_factory, connect_timeout=gw.connect_timeout, load_timeout=gw.load_timeout
         )
-        self.loader = ColdLoader(self.fleet, self.poller, self.client, self.current, self.metrics)
+        # Set once every local neuron has answered a poll (at once when there are none):
+        # until then requests that need a placement are held, not answered "unhealthy".
+        self.local_neurons_answered = asyncio.Event()
+        self._note_answered()
+        self.loader = ColdLoader(
+            self.fleet,
+            self.poller,
+            self.client,
+            self.current,
+            self.metrics,
+            started=self.local_neurons_answered,
+        )
         self.started_at = time.time()
+        # Called with every new config set_config takes (e.g. serve's local neurons).
+        self.config_listeners: list[Callable[[Config], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         # Per-request lookups that only a new config changes (see `set_config`).
         self._limits = body_limits(config)
@@ -102,6 +118,8 @@ class Gateway:
         self._limits = body_limits(config)
         self._targets.clear()
         self.poller.set_entries(config.fleet.neurons)
+        for listener in self.config_listeners:
+            listener(config)
 
     def body_limits(self) -> BodyLimits:
         return self._limits
@@ -180,8 +198,16 @@ class Gateway:
             "warnings": [warning] if warning else [],
         }
 
+    def _note_answered(self) -> None:
+        if self.local_neurons_answered.is_set():
+            return
+        local = [n for n in self.fleet.neurons.values() if n.local]
+        if all(n.healthy or not n.starting for n in local):
+            self.local_neurons_answered.set()
+
     def _observe(self, _: NeuronState) -> None:
-        """After each poll: rewrite the fleet gauges."""
+        """After each poll: note first answers, rewrite the fleet gauges."""
+        self._note_answered()
         neurons = [
             NeuronSample(
                 n.name,
@@ -203,6 +229,19 @@ class Gateway:
             for loc in n.models.values()
         ]
         self.metrics.observe_fleet(neurons, models)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """starlette's 404/405 (no such path or method) as JSON in the caller's dialect:
+    Anthropic for /v1/messages... or an `anthropic-version` header, else OpenAI."""
+    from helexa.gateway.dispatch import openai_error
+    from helexa.gateway.routes_anthropic import anthropic_error
+
+    assert isinstance(exc, HTTPException)
+    error = NoSuchRoute.of(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
+    if request.url.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
+        return anthropic_error(error)
+    return openai_error(error)
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -251,7 +290,13 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         "/v1/messages": routes_anthropic.messages_of,
         "/v1/responses": routes_responses.responses_of,
     }
-    app = GatewayApp(gateway, hot, routes=routes, lifespan=lifespan)
+    app = GatewayApp(
+        gateway,
+        hot,
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error_handler},
+    )
     app.state.gateway = gateway
     # Added first = runs after auth: an unauthenticated client never makes us read a body.
     app.add_middleware(gateway_body_limits, limits=gateway.body_limits)

@@ -10,6 +10,7 @@ and counted in metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -23,6 +24,7 @@ from helexa.gateway.metrics import GatewayMetrics
 from helexa.gateway.neuron_client import NeuronClient
 from helexa.gateway.poller import FleetPoller
 from helexa.gateway.state import DecisionKind, FleetState, ModelLocation
+from helexa.gateway.weights import local_weights_bytes
 
 log = logging.getLogger("helexa.gateway.decisions")
 
@@ -42,8 +44,10 @@ class ColdLoader:
         client: NeuronClient,
         desired: Callable[[], Config],
         metrics: GatewayMetrics,
+        started: asyncio.Event | None = None,
     ) -> None:
         self.fleet = fleet
+        self.started = started
         self.poller = poller
         self.client = client
         self.desired = desired
@@ -59,6 +63,10 @@ class ColdLoader:
         """Candidates to send a request to, loading the model first if needed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
+        if self.started is not None and not self.started.is_set():
+            # Start-up: the local neurons have not answered yet; hold instead of a 503.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.started.wait(), within)
         while True:
             route = router.route(model_id, self.fleet)
             if route.action == "serve":
@@ -117,7 +125,12 @@ class ColdLoader:
         config = self.desired()
         specs: Mapping[str, ModelSpec] = {m.id: m for m in config.models.models}
         decision = placement.place(
-            spec, self.fleet, specs, config.fleet.eviction.strategy, now=time.time()
+            spec,
+            self.fleet,
+            specs,
+            config.fleet.eviction.strategy,
+            now=time.time(),
+            weights_bytes=local_weights_bytes(spec),
         )
         if isinstance(decision, placement.NoPlacement):
             log_decision(self.fleet, "no_placement", spec.id, None, decision.reason)

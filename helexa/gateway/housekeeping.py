@@ -36,7 +36,8 @@ class Housekeeping:
         load_pinned: bool = True,
     ) -> None:
         self.gateway = gateway
-        self.supervisors = dict(supervisors or {})
+        # The caller's mapping itself: local neurons added later are restarted too.
+        self.supervisors: Mapping[str, Supervisor] = supervisors if supervisors is not None else {}
         self.interval = interval
         self.clock = clock
         self.load_pinned = load_pinned

@@ -239,7 +239,7 @@ def _infeasible_reason(spec: ModelSpec, neuron: NeuronState, new_copy: bool) -> 
     if not neuron.managed:
         return "not managed by helexa (kind=openai)"
     if not neuron.healthy:
-        return "unhealthy"
+        return "starting (has not answered yet)" if neuron.health == "starting" else "unhealthy"
     if spec.neurons and neuron.name not in spec.neurons:
         return f"outside affinity {sorted(spec.neurons)}"
     held = neuron.models.get(spec.id)

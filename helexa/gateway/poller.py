@@ -78,9 +78,11 @@ def sync_neurons(fleet: FleetState, entries: Sequence[NeuronEntryLike]) -> None:
     for name, entry in wanted.items():
         current = fleet.neurons.get(name)
         if current is None or (current.endpoint, current.kind) != (entry.endpoint, entry.kind):
-            fleet.add_neuron(name, entry.endpoint, entry.kind, list(entry.models))
+            local = bool(getattr(entry, "local", False))
+            fleet.add_neuron(name, entry.endpoint, entry.kind, list(entry.models), local)
         else:
             current.static_models = list(entry.models)
+            current.local = bool(getattr(entry, "local", False))
 
 
 class StateChanges:

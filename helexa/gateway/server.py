@@ -25,11 +25,16 @@ from helexa.gateway.app import Gateway, build_app
 from helexa.gateway.auth import open_access_warning
 from helexa.gateway.housekeeping import Housekeeping
 from helexa.gateway.limits import gateway_protocol
+from helexa.gateway.local_neurons import LocalNeurons
 from helexa.gateway.metrics import metrics_app
 from helexa.gateway.reconcile_hook import start_reconcile
-from helexa.gateway.supervisor import Supervisor, local_neuron_spec
+from helexa.gateway.supervisor import Supervisor
 
 log = logging.getLogger("helexa.serve")
+# How long start-up waits for the local neurons' first answer before the banner (a
+# neuron importing torch on a busy machine takes seconds; a broken one never answers).
+LOCAL_START_WAIT_S = 120.0
+STARTUP_POLL_S = 0.1
 
 
 class _Server(uvicorn.Server):
@@ -95,19 +100,40 @@ async def serve(
     with contextlib.ExitStack() as stack:
         if runtime_dir is None:
             runtime_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="helexa-")))
-        supervisors = {
-            entry.name: Supervisor(local_neuron_spec(entry, config, runtime_dir))
-            for entry in config.fleet.neurons
-            if entry.local
-        }
-        tasks = [
-            asyncio.create_task(s.run(), name=f"supervise {n}") for n, s in supervisors.items()
-        ]
+        local = LocalNeurons(runtime_dir)
+        local.start_all(config)
+        # fleet.toml saved with a local neuron added or removed: start or stop it now.
+        gateway.config_listeners.append(local.sync_soon)
         try:
-            await _serve_http(config, gateway, supervisors, stop, ready)
+            await _serve_http(config, gateway, local.supervisors, stop, ready)
         finally:
-            await asyncio.gather(*(s.stop() for s in supervisors.values()))
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await local.stop_all()
+
+
+async def _wait_for_local_neurons(gateway: Gateway, within: float) -> None:
+    """Until every local neuron answered its first poll: the banner means "ready".
+
+    Requests that arrive meanwhile are held by the cold loader (not answered 503).
+    A neuron that does not answer in time is logged, and requests stop being held.
+    """
+    answered = gateway.local_neurons_answered
+    try:
+        async with asyncio.timeout(within):
+            while not answered.is_set():
+                # Poll the starting ones often: the regular round may be seconds away.
+                neurons = gateway.fleet.neurons.values()
+                starting = [n.name for n in neurons if n.local and n.starting]
+                await asyncio.gather(*(gateway.poller.poll_neuron(name) for name in starting))
+                if not answered.is_set():
+                    await asyncio.sleep(STARTUP_POLL_S)
+    except TimeoutError:
+        waiting = {
+            n.name: n.last_error or "no answer"
+            for n in gateway.fleet.neurons.values()
+            if n.local and n.starting
+        }
+        log.warning("local neurons not answering after %.0fs: %s", within, waiting)
+        answered.set()
 
 
 async def _serve_http(
@@ -145,6 +171,7 @@ async def _serve_http(
                 api_task.result()
                 raise RuntimeError("the gateway server stopped while starting")
             await asyncio.sleep(0.02)
+        await _wait_for_local_neurons(gateway, min(gw.load_timeout, LOCAL_START_WAIT_S))
         gateway.background(housekeeping.run(), "housekeeping")
         start_reconcile(gateway)
         running = Running(

@@ -130,14 +130,20 @@ class ModelLocation:
 class NeuronState:
     """One `[[neurons]]` entry and what its last polls said about it.
 
-    A neuron starts unhealthy (never polled); one successful poll marks it up,
-    `failure_threshold` consecutive failures mark it down (see `record_failure`).
+    A neuron starts unhealthy (never polled) and reads "starting" until it first
+    answers: a local one (its process is ours, coming up) for as long as that
+    takes, another one for `failure_threshold` failed polls. One successful poll
+    marks it up, `failure_threshold` consecutive failures mark it down (see
+    `record_failure`).
     """
 
     name: str
     endpoint: str
     kind: NeuronKind = "neuron"
     healthy: bool = False
+    local: bool = field(default=False, compare=False)  # supervised by this `helexa serve`
+    # Not answered yet and not given up on (see the class docstring).
+    starting: bool = field(default=True, compare=False)
     consecutive_failures: int = 0
     last_poll_at: float | None = field(default=None, compare=False)
     last_error: str | None = None
@@ -153,6 +159,13 @@ class NeuronState:
     def managed(self) -> bool:
         """Whether helexa loads and unloads models here (a neuron, not a foreign server)."""
         return self.kind == "neuron"
+
+    @property
+    def health(self) -> str:
+        """up, starting (has not answered yet) or down, for reasons and views."""
+        if self.healthy:
+            return "up"
+        return "starting" if self.starting else "down"
 
     @property
     def free_memory_mb(self) -> int:
@@ -175,6 +188,7 @@ class NeuronState:
         """A poll answered. Returns whether health flipped."""
         flipped = not self.healthy
         self.healthy = True
+        self.starting = False
         self.consecutive_failures = 0
         self.last_error = None
         self.last_poll_at = now
@@ -185,6 +199,8 @@ class NeuronState:
         self.consecutive_failures += 1
         self.last_error = error
         self.last_poll_at = now
+        if not self.local and self.consecutive_failures >= failure_threshold:
+            self.starting = False
         if self.healthy and self.consecutive_failures >= failure_threshold:
             # Down: what it held is unreachable, and gone if it restarts. Forgetting it
             # keeps this state equal to one a fresh gateway would learn.
@@ -218,6 +234,7 @@ class NeuronState:
             "endpoint": self.endpoint,
             "kind": self.kind,
             "healthy": self.healthy,
+            "starting": self.starting,
             "consecutive_failures": self.consecutive_failures,
             "last_poll_at": self.last_poll_at,
             "last_error": self.last_error,
@@ -278,9 +295,14 @@ class FleetState:
         endpoint: str,
         kind: NeuronKind = "neuron",
         static_models: list[str] | None = None,
+        local: bool = False,
     ) -> NeuronState:
         neuron = NeuronState(
-            name=name, endpoint=endpoint, kind=kind, static_models=list(static_models or [])
+            name=name,
+            endpoint=endpoint,
+            kind=kind,
+            static_models=list(static_models or []),
+            local=local,
         )
         self.neurons[name] = neuron
         return neuron

@@ -24,7 +24,7 @@ from helexa.protocol.openai import (
 # Qwen3 thinks unless told not to; a plain OpenAI client expects an answer.
 DEFAULT_TEMPLATE_KWARGS: Mapping[str, Any] = {"enable_thinking": False}
 # Keys of a load's `sampling` table / generation_config that map onto SamplingParams.
-_SAMPLING_KEYS = ("temperature", "top_p", "top_k")
+_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 
 
 def template_message(message: ChatMessage) -> dict[str, Any]:
@@ -162,7 +162,11 @@ def resolve_sampling(
     generation_config: Mapping[str, Any],
     stop_token_ids: frozenset[int],
 ) -> SamplingParams:
-    """Request, then the load's `sampling`, then generation_config; checks the context."""
+    """Request, then the load's `sampling`, then generation_config; checks the context.
+
+    Without a `max_tokens` from the request, the load's `max_tokens` applies (cut to
+    what the context leaves); without either, the whole remaining context.
+    """
     remaining = context_length - prompt_len
     if remaining < 1:
         raise ContextLengthExceeded(
@@ -176,11 +180,15 @@ def resolve_sampling(
             f"context length of {context_length} tokens",
             param="max_tokens",
         )
-    max_new = token_limit if token_limit is not None else remaining
+    if token_limit is not None:
+        max_new = token_limit
+    else:
+        default_limit = load_defaults.get("max_tokens")
+        max_new = min(int(default_limit), remaining) if default_limit is not None else remaining
     resolved: dict[str, Any] = {}
     greedy_by_config = generation_config.get("do_sample") is False
     for key in _SAMPLING_KEYS:
-        value = getattr(request, key)
+        value = getattr(request, key, None)
         if value is None:
             value = load_defaults.get(key)
         if value is None and not greedy_by_config:
@@ -197,5 +205,7 @@ def resolve_sampling(
         top_k=int(resolved.get("top_k", 0) or 0),
         seed=request.seed if request.seed is not None else load_defaults.get("seed"),
         min_new_tokens=min_new,
+        min_p=float(resolved.get("min_p", 0.0)),
+        repetition_penalty=float(resolved.get("repetition_penalty", 1.0)),
         stop_token_ids=frozenset() if request.ignore_eos else stop_token_ids,
     )

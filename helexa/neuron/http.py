@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from helexa.config.fields import is_loopback_host
-from helexa.errors import APIError, BadRequest, Unauthorized, UnsupportedMediaType
+from helexa.errors import APIError, BadRequest, NoSuchRoute, Unauthorized, UnsupportedMediaType
 from helexa.limits import PARSE_OFF_LOOP_BYTES, is_json_content_type, parse_json_object
 
 log = logging.getLogger("helexa.neuron.http")
@@ -67,8 +67,7 @@ async def api_error_handler(_: Request, exc: Exception) -> Response:
 
 async def http_error_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(APIError(str(exc.detail), status=exc.status_code, code=code))
+    return error_response(NoSuchRoute.of(exc.status_code, str(exc.detail)))
 
 
 async def unexpected_error_handler(_: Request, exc: Exception) -> Response:

@@ -62,6 +62,8 @@ class SamplingFields(WireModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=0)  # extension (vLLM style)
+    min_p: float | None = Field(default=None, ge=0, le=1)  # extension (vLLM style)
+    repetition_penalty: float | None = Field(default=None, gt=0)  # extension (vLLM style)
     seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # int64, as OpenAI's
     stop: str | list[str] | None = None
     n: int | None = None

@@ -237,7 +237,7 @@ class Applier:
         held = neuron.models.get(action.model)
         present = held is not None and held.state in PRESENT_STATES
         if action.kind == "unload":
-            if not present:
+            if not present and not (held is not None and held.state == "failed"):
                 raise Skip(f"{action.model} is not on {action.neuron}")
             await self.control.unload(entry, action.model)
         else:

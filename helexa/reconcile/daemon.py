@@ -8,8 +8,9 @@ under the single-writer lock.  Rounds run on a save of fleet.toml/models.toml
 is debounced) and every `interval` regardless, so a neuron that restarts empty
 gets its pinned models back within one interval, and at once when the poller
 saw it go down and come back up.  The daemon writes no files
-it watches (the lock lives next to them under another name), so it cannot
-trigger itself.
+it watches (the lock lives next to them under another name), and the watcher
+sees only those two files (not a log file next to them), so it cannot trigger
+itself.
 """
 
 from __future__ import annotations
@@ -205,6 +206,8 @@ class ReconcileDaemon:
             generation = self.last_plan.generation if self.last_plan else None
             self.conditions.set("ConfigValid", False, "Invalid", str(exc), generation)
             return self.config
+        if self.config_error is not None:
+            log.info("config valid again (%s, %s): using it", self.fleet_path, self.models_path)
         self.config_error = None
         if config != self.config:
             self._adopt(config)
@@ -330,24 +333,25 @@ class ReconcileDaemon:
     async def _watch(self) -> None:
         from watchfiles import awatch
 
-        watched = [self.fleet_path, self.models_path]
+        watched = {self.fleet_path.resolve(), self.models_path.resolve()}
         keys_path = self.config.keys_path if self.config else None
         if keys_path is not None:
-            watched.append(keys_path)  # a saved keys.toml applies without a restart
-        names = {path.name for path in watched}
+            watched.add(keys_path.resolve())  # a saved keys.toml applies without a restart
         directories = sorted({str(path.parent) for path in watched})
         debounce_ms = max(1, int(self.debounce_s * 1000))
         self._watch_stop.clear()
-        async for changes in awatch(
+        async for _changes in awatch(
             *directories,
+            # Only the config files: a log file written next to them must not count (nor
+            # wake the watcher, whose own log line would be the next change).
+            watch_filter=lambda _change, path: Path(path) in watched,
             debounce=debounce_ms,
             step=20,
             recursive=False,
             stop_event=self._watch_stop,
         ):
-            if any(Path(path).name in names for _, path in changes):
-                log.info("config file change seen, reconciling")
-                self.trigger()
+            log.info("config file change seen, reconciling")
+            self.trigger()
 
 
 async def _stop_watching(task: asyncio.Task[None], stop: asyncio.Event) -> None:

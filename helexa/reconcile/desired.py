@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from helexa.config import Config, ModelSpec, NeuronEntry, config_fingerprint
 from helexa.config.fleet import ReconcileConfig
 from helexa.gateway.placement import Strategy
+from helexa.gateway.weights import weights_by_id
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,6 @@ def desired_from_config(
     )
 
 
-def local_weights_bytes(specs: list[ModelSpec]) -> dict[str, int]:
-    """Size of the *.safetensors files of every pinned model with a local `path`."""
-    sizes: dict[str, int] = {}
-    for spec in specs:
-        if spec.pin and spec.path is not None and Path(spec.path).is_dir():
-            total = sum(f.stat().st_size for f in Path(spec.path).glob("*.safetensors"))
-            if total:
-                sizes[spec.id] = total
-    return sizes
-
-
 def load_desired(config: Config) -> DesiredState:
     """desired_from_config plus the weights sizes read from disk (blocking, cheap)."""
-    return desired_from_config(config, local_weights_bytes(config.models.models))
+    return desired_from_config(config, weights_by_id(s for s in config.models.models if s.pin))

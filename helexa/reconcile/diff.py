@@ -122,16 +122,23 @@ def _held(loc: ModelLocation) -> dict[str, Any]:
 
 
 def _unload_removed(desired: DesiredState, sim: FleetState, steps: _Steps) -> None:
+    """Copies of models models.toml no longer names; a failed load of one is cleared too,
+    so a removed model disappears from every view (the neuron drops a failed row on unload)."""
     for neuron in _managed(sim):
         for loc in sorted(neuron.models.values(), key=lambda m: m.model_id):
-            if loc.model_id in desired.specs or loc.state not in PRESENT_STATES:
+            if loc.model_id in desired.specs or loc.state not in (*PRESENT_STATES, "failed"):
                 continue
+            effect = (
+                f"clears its failed load on {neuron.name}"
+                if loc.state == "failed"
+                else f"frees {loc.memory_mb} MB on {neuron.name}"
+            )
             steps.add(
                 "unload",
                 neuron.name,
                 loc.model_id,
                 "removed",
-                f"not in models.toml; frees {loc.memory_mb} MB on {neuron.name}",
+                f"not in models.toml; {effect}",
                 before=_held(loc),
             )
             simulate_unload(sim, neuron.name, loc.model_id)

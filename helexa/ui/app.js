@@ -69,7 +69,7 @@ function memoryBar(device) {
 }
 
 function neuronCard(neuron) {
-  const state = neuron.healthy ? "up" : "down";
+  const state = neuron.healthy ? "up" : neuron.starting ? "starting" : "down";
   const card = el(
     "div",
     { class: "card", "data-neuron": neuron.name, "data-state": state },

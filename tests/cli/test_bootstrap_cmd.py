@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +191,36 @@ def test_entry_defaults_come_from_flags_then_fleet() -> None:
     assert other.endpoint == "http://gpu2.lan:13131" and other.install == "rpm"
     assert other.token_file == Path("/etc/helexa/fleet.token")  # the fleet's shared secret
     assert (default_name("gpu2.lan"), default_name("10.1.2.3")) == ("gpu2", "10.1.2.3")
+
+
+def test_a_python_the_service_user_cannot_run_fails_before_installing(
+    sshd: Sshd, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A per-user interpreter, as pyenv makes one: its files under a home only its owner enters.
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    home.chmod(0o700)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--copies", "--without-pip", str(home / "py")],
+        check=True,
+        timeout=120,
+    )
+    private_python = home / "py" / "bin" / "python"
+    layout = temp_layout(tmp_path / "host")
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(FLEET)
+    args = [
+        "bootstrap", "127.0.0.1", "--name", "pyenvy", "--ssh-port", str(sshd.port),
+        "--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts),
+        "--accept-new-host-key", "--install", "pip", "--fleet", str(fleet),
+        "--prefix", str(layout.prefix), "--config-dir", str(layout.config_dir),
+        "--state-dir", str(layout.state_dir), "--unit-dir", str(layout.unit_dir),
+        "--service-user", "nobody", "--python", str(private_python),
+    ]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"the service user nobody cannot run {private_python}" in err
+    # The path named is the first one in the way (here: home, or above it).
+    assert " is mode 700 " in err and "--python PATH" in err
+    assert not Path(layout.prefix).exists()  # nothing was installed
+    assert fleet.read_text() == FLEET

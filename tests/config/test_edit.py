@@ -62,7 +62,7 @@ def test_pin_changes_only_the_pin_value(models_file: Path) -> None:
         (
             "replace",
             ["pin = false   # flip with `helexa pin`"],
-            ["pin = true   # flip with `helexa pin`"],
+            ["pin = true    # flip with `helexa pin`"],  # the comment keeps its column
         )
     ]
 
@@ -74,7 +74,7 @@ def test_pin_with_replicas_adds_the_key_after_the_last_key(models_file: Path) ->
         (
             "replace",
             ["pin = false   # flip with `helexa pin`"],
-            ["pin = true   # flip with `helexa pin`"],
+            ["pin = true    # flip with `helexa pin`"],
         ),
         ("insert", [], ["replicas = 2"]),
     ]
@@ -85,9 +85,26 @@ def test_pin_with_replicas_adds_the_key_after_the_last_key(models_file: Path) ->
     assert spec.sampling.top_p == 0.8  # the sub-table still belongs to this model
 
 
+def test_pin_an_unknown_id_is_an_error_without_add(models_file: Path) -> None:
+    before = models_file.read_text()
+    with pytest.raises(ConfigErrors) as info:
+        pin_model(models_file, "Qwen/Qwen3-8b")
+    message = str(info.value.errors[0])
+    assert "did you mean 'Qwen/Qwen3-8B'?" in message and "--add" in message
+    assert models_file.read_text() == before
+
+
+def test_pin_add_with_a_path(models_file: Path, tmp_path: Path) -> None:
+    pin_model(models_file, "local/thing", add=True, model_path=tmp_path)
+    spec = load_toml(models_file, ModelsConfig).get("local/thing")
+    assert spec is not None and spec.pin and spec.path == tmp_path
+    with pytest.raises(ConfigErrors, match=r"already in models\.toml"):
+        pin_model(models_file, "local/thing", add=True, model_path=tmp_path)
+
+
 def test_pin_an_unknown_id_adds_an_entry(models_file: Path) -> None:
     before = models_file.read_text()
-    pin_model(models_file, "meta-llama/Llama-3.2-1B", replicas=1)
+    pin_model(models_file, "meta-llama/Llama-3.2-1B", replicas=1, add=True)
     diff = changes(before, models_file.read_text())
     assert [tag for tag, _, _ in diff] == ["insert"]
     assert [line for line in diff[0][2] if line] == [
@@ -111,7 +128,7 @@ def test_unpin_changes_only_the_pin_value(models_file: Path) -> None:
     assert changes(pinned, models_file.read_text()) == [
         (
             "replace",
-            ["pin = true   # flip with `helexa pin`"],
+            ["pin = true    # flip with `helexa pin`"],
             ["pin = false   # flip with `helexa pin`"],
         )
     ]
@@ -221,7 +238,7 @@ def test_write_atomic_replaces_the_inode(tmp_path: Path) -> None:
 
 def test_pin_does_not_follow_patterns(models_file: Path) -> None:
     # "claude-opus" matches the "claude-*" pattern, but pinning names a concrete model.
-    pin_model(models_file, "claude-opus")
+    pin_model(models_file, "claude-opus", add=True)
     models = load_toml(models_file, ModelsConfig)
     added = models.get("claude-opus")
     assert added is not None and added.pin

@@ -34,6 +34,16 @@ def test_syntax_error_names_its_line(write_toml: WriteToml) -> None:
     assert error.message.startswith("TOML syntax:")
 
 
+def test_syntax_error_names_column_key_and_line_text(write_toml: WriteToml) -> None:
+    path = write_toml("models.toml", '[[models]]\nid = "m"\n[models.sampling]\nmax_tokens = 25 6\n')
+    with pytest.raises(ConfigErrors) as caught:
+        load_toml(path, FleetConfig)
+    (error,) = caught.value.errors
+    assert (error.line, error.key) == (4, "max_tokens")
+    assert "at column 17: `max_tokens = 25 6`" in error.message
+    assert str(error).startswith(f"{path}:4: max_tokens: TOML syntax:")
+
+
 def test_duplicate_toml_key_is_a_syntax_error(write_toml: WriteToml) -> None:
     path = write_toml("fleet.toml", '[gateway]\nlisten = "a:1"\nlisten = "b:2"\n')
     with pytest.raises(ConfigErrors) as caught:

@@ -65,8 +65,9 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def run_sshd(root: Path, host_key: Path | None = None) -> Iterator[Sshd]:
-    """sshd -D on 127.0.0.1:<free port>; `host_key` lets a test reuse or swap keys."""
+def run_sshd(root: Path, host_key: Path | None = None, extra_config: str = "") -> Iterator[Sshd]:
+    """sshd -D on 127.0.0.1:<free port>; `host_key` lets a test reuse or swap keys;
+    `extra_config` adds sshd_config lines (e.g. `SetEnv PATH=...` to put tools in the way)."""
     root.mkdir(parents=True, exist_ok=True)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
     host_key = host_key or keygen(root / "host_ed25519")
@@ -82,7 +83,7 @@ def run_sshd(root: Path, host_key: Path | None = None) -> Iterator[Sshd]:
         f"AuthorizedKeysFile {authorized}\nPidFile {root}/sshd.pid\n"
         "PubkeyAuthentication yes\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-        "StrictModes no\nUsePAM no\nLogLevel ERROR\nSubsystem sftp internal-sftp\n"
+        "StrictModes no\nUsePAM no\nLogLevel ERROR\nSubsystem sftp internal-sftp\n" + extra_config
     )
     with open(root / "sshd.log", "ab") as log:  # the child keeps its own copy
         sshd = subprocess.Popen(

@@ -133,3 +133,13 @@ def test_an_empty_token_file_stops_the_bootstrap(tmp_path: Path) -> None:
     )
     with pytest.raises(DeployError, match="is empty"):
         read_token(entry)
+
+
+def test_preflight_refuses_a_python_the_service_user_cannot_run() -> None:
+    pyenv = HostFacts(
+        **{**FEDORA.__dict__, "python_paths": ((0o700, "root", "/root"), (0o755, "root", "/"))}
+    )
+    with pytest.raises(DeployError, match=r"the service user helexa cannot run python3"):
+        preflight(pyenv, "pip", "helexa")
+    assert preflight(pyenv, "pip", "root") == preflight(FEDORA, "pip", "root")
+    assert preflight(pyenv, "rpm", "helexa") == []  # the RPM brings its own interpreter

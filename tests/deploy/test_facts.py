@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import shutil
 import subprocess
+import uuid
 from pathlib import Path, PurePosixPath
 
 from helexa.deploy.facts import (
@@ -16,6 +18,7 @@ from helexa.deploy.facts import (
     parse_os_release,
     parse_pip_show,
     parse_probe_output,
+    parse_python_paths,
     parse_python_version,
     parse_rpm_query,
     parse_sha256sum,
@@ -156,15 +159,47 @@ def _facts_seen_locally() -> tuple[object, ...]:
 async def test_probe_over_ssh_gathers_this_hosts_facts(sshd: Sshd, tmp_path: Path) -> None:
     managed = tmp_path / "neuron.toml"
     managed.write_text("x = 1\n")
-    layout = HostLayout(prefix=PurePosixPath(tmp_path / "opt"), state_dir=PurePosixPath(tmp_path))
+    layout = HostLayout(
+        prefix=PurePosixPath(tmp_path / "opt"), state_dir=PurePosixPath(tmp_path), user="root"
+    )
     script = probe_script(layout, [PurePosixPath(managed), PurePosixPath(tmp_path / "absent")])
     async with await connect(sshd.target(accept_new_host_key=True)) as host:
         result = await host.run(script, step="facts", check=False)
     facts = host_facts(parse_probe_output(result.stdout))
     local = _facts_seen_locally()
     assert (facts.os, facts.arch, facts.python, facts.systemd) == local
-    assert facts.gpus == () and facts.gpu_error is None  # no nvidia-smi in this sandbox
+    if shutil.which("nvidia-smi") is None:  # what this machine has, not what it is assumed to
+        assert facts.gpus == () and facts.gpu_error is None
+    else:
+        assert facts.gpus or facts.gpu_error
     assert facts.file_hashes == {str(managed): hashlib.sha256(b"x = 1\n").hexdigest()}
     assert facts.pip_version is None and facts.supervised_pid is None
     assert facts.disk_free_mb is not None and facts.disk_free_mb > 0
-    assert facts.service_user_exists is False  # no "helexa" user here
+    assert facts.service_user_exists is True  # the layout's user, "root", exists everywhere
+    absent = HostLayout(user=f"helexa-absent-{uuid.uuid4().hex[:8]}")
+    async with await connect(sshd.target()) as host:
+        result = await host.run(probe_script(absent, []), step="facts", check=False)
+    assert host_facts(parse_probe_output(result.stdout)).service_user_exists is False
+
+
+def test_python_paths_and_who_can_run_them() -> None:
+    stat_lines = (
+        "755 root /root/.pyenv/versions/3.11.7/bin/python3.11\n"
+        "700 root /root\n"
+        "755 root /\n"
+        "755 root /\n"
+    )
+    paths = parse_python_paths(stat_lines + "stat: cannot stat 'x': No such file\n")
+    assert paths == (
+        (0o755, "root", "/root/.pyenv/versions/3.11.7/bin/python3.11"),
+        (0o700, "root", "/root"),
+        (0o755, "root", "/"),
+    )
+    sections = {"pypaths": ProbeResult(0, stat_lines)}
+    facts = host_facts(sections)
+    assert facts.python_blocked_for("helexa") == (
+        "/root is mode 700 (owner root): other users cannot enter it"
+    )
+    assert facts.python_blocked_for("root") is None
+    system = host_facts({"pypaths": ProbeResult(0, "755 root /usr/bin/python3.11\n755 root /\n")})
+    assert system.python_blocked_for("helexa") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -110,13 +111,35 @@ async def test_upload_sets_mode_and_owner_atomically(sshd: Sshd, tmp_path: Path)
     assert [p.name for p in dest.parent.iterdir()] == ["neuron.toml"]  # no temp left
 
 
-async def test_root_needs_no_sudo_and_forced_sudo_fails_clearly(sshd: Sshd) -> None:
-    async with await connect(sshd.target(accept_new_host_key=True)) as host:
-        assert host.use_sudo is False
-    # This sandbox has no sudo at all: the up-front check must say what to do.
-    expected = "check sudo: root needs password-less sudo here, and `sudo -n true` exited"
-    with pytest.raises(DeployError, match=expected):
-        await connect(sshd.target(), sudo=True)
+FAILING_SUDO = "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"
+WORKING_SUDO = '#!/bin/sh\n[ "$1" = -n ] && shift\n[ "$1" = -- ] && shift\nexec "$@"\n'
+
+
+def sshd_with_sudo(root: Path, script: str) -> contextlib.AbstractContextManager[Sshd]:
+    """An sshd whose sessions find `script` as `sudo` first on PATH, whatever this
+    machine has (or lacks) as sudo: the test makes the condition it asserts."""
+    tools = root / "tools"
+    tools.mkdir(parents=True)
+    (tools / "sudo").write_text(script)
+    (tools / "sudo").chmod(0o755)
+    return run_sshd(root / "sshd", extra_config=f"SetEnv PATH={tools}:/usr/sbin:/usr/bin:/bin\n")
+
+
+async def test_root_needs_no_sudo_and_forced_sudo_fails_clearly(tmp_path: Path) -> None:
+    with sshd_with_sudo(tmp_path, FAILING_SUDO) as sshd:
+        async with await connect(sshd.target(accept_new_host_key=True)) as host:
+            assert host.use_sudo is False
+        expected = "check sudo: root needs password-less sudo here, and `sudo -n true` exited 1"
+        with pytest.raises(DeployError, match=expected):
+            await connect(sshd.target(), sudo=True)
+
+
+async def test_forced_sudo_works_where_sudo_does(tmp_path: Path) -> None:
+    with sshd_with_sudo(tmp_path, WORKING_SUDO) as sshd:
+        async with await connect(sshd.target(accept_new_host_key=True), sudo=True) as host:
+            assert host.use_sudo is True
+            result = await host.run("id -u", step="id")
+            assert result.stdout.strip() == "0"
 
 
 def test_sudo_wrap_quotes_the_whole_command() -> None:

@@ -220,3 +220,29 @@ async def test_api_keys(tmp_path: Path, tiny_model_dir: Path, neuron_a: InProces
             via_header = await http.get("/admin/fleet", headers={"x-api-key": "sekrit"})
             assert via_header.status_code == 200
             assert (await http.get("/admin/fleet")).status_code == 401
+
+
+async def test_unknown_paths_and_methods_answer_json_in_the_dialect(tmp_path: Path) -> None:
+    import httpx
+
+    from helexa.gateway.app import Gateway, build_app
+
+    config = write_configs(
+        tmp_path, '[[neurons]]\nname = "a"\nendpoint = "http://127.0.0.1:9"\n', ""
+    )
+    app = build_app(Gateway(config), manage_lifecycle=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        missing = await client.get("/v1/nope")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
+        assert missing.json()["error"]["type"] == "invalid_request_error"
+        assert "GET /v1/nope" in missing.json()["error"]["message"]
+        wrong = await client.delete("/v1/chat/completions")
+        assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+        anthropic = await client.get("/v1/messages")
+        assert anthropic.status_code == 405
+        assert anthropic.json()["type"] == "error"
+        assert anthropic.json()["error"]["type"] == "invalid_request_error"
+        by_header = await client.get("/v1/nope", headers={"anthropic-version": "2023-06-01"})
+        assert by_header.json()["type"] == "error"

@@ -72,6 +72,7 @@ def node(
     neuron = NeuronState(
         name, f"http://{name}.test", kind=kind, healthy=healthy, devices=devices, cycles=cycles
     )
+    neuron.starting = False  # a neuron made unhealthy here is down, not starting
     for loc in models:
         loc.neuron = name
         neuron.models[loc.model_id] = loc
@@ -478,3 +479,6 @@ def test_a_down_neuron_makes_a_refusal_worth_retrying() -> None:
     state = fleet(node("a", [gpu(24000, 24000)], healthy=False), node("b", [gpu(8000, 1000)]))
     refused = refuse(make_spec("new", vram_mb=8000), state)
     assert refused.reasons["a"] == "unhealthy" and refused.retryable
+    state.neurons["a"].starting = True
+    refused = refuse(make_spec("new", vram_mb=8000), state)
+    assert refused.reasons["a"] == "starting (has not answered yet)" and refused.retryable

@@ -154,3 +154,21 @@ def test_to_json_is_the_admin_view() -> None:
     assert view["models"][0]["in_flight"] == 1 and view["models"][0]["state"] == "loaded"
     assert body["memory_history"] == [{"model": "m", "dtype": "auto", "memory_mb": 9000}]
     assert body["decisions"][0]["reason"] == "fits in free memory"
+
+
+def test_starting_until_the_first_answer_then_up_or_down() -> None:
+    fleet = FleetState()
+    remote = fleet.add_neuron("far", "http://far:1")
+    local = fleet.add_neuron("here", "http://127.0.0.1:1", local=True)
+    assert (remote.health, local.health) == ("starting", "starting")
+    for _ in range(3):
+        remote.record_failure("connection refused", 1.0, failure_threshold=3)
+        local.record_failure("connection refused", 1.0, failure_threshold=3)
+    # A remote neuron gets the debounce's grace; a local one is ours, still coming up.
+    assert (remote.health, local.health) == ("down", "starting")
+    assert local.to_json()["starting"] is True and remote.to_json()["starting"] is False
+    local.record_success(2.0)
+    assert local.health == "up"
+    for _ in range(3):
+        local.record_failure("connection refused", 3.0, failure_threshold=3)
+    assert local.health == "down"  # it has been up: now it is down

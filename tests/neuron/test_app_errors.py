@@ -103,6 +103,7 @@ async def test_unknown_route_and_method(neuron: InProcessNeuron) -> None:
         wrong = await http.get("/v1/chat/completions")
     assert missing.status_code == 404 and _envelope(missing.json())["code"] == "not_found"
     assert wrong.status_code == 405 and _envelope(wrong.json())["code"] == "method_not_allowed"
+    assert _envelope(missing.json())["type"] == "invalid_request_error"  # a client mistake
 
 
 async def test_prompt_longer_than_the_context_names_the_limit(

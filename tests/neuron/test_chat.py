@@ -146,3 +146,24 @@ def test_context_length_is_enforced_and_named() -> None:
 def test_eos_ids_merge_generation_config_and_tokenizer(tiny_tokenizer: Any) -> None:
     ids = eos_ids(tiny_tokenizer, {"eos_token_id": [1]})
     assert ids == {1, tiny_tokenizer.eos_token_id}
+
+
+def test_every_load_default_is_used_when_the_request_is_silent() -> None:
+    defaults = {
+        "temperature": 0.3,
+        "top_p": 0.6,
+        "top_k": 7,
+        "min_p": 0.1,
+        "repetition_penalty": 1.3,
+        "seed": 11,
+        "max_tokens": 16,
+    }
+    params = resolve_sampling(_chat(), None, 10, 100, defaults, GENERATION_CONFIG, frozenset())
+    assert (params.temperature, params.top_p, params.top_k) == (0.3, 0.6, 7)
+    assert (params.min_p, params.repetition_penalty, params.seed) == (0.1, 1.3, 11)
+    assert params.max_new_tokens == 16
+    # The request wins; a default longer than the context left is cut to it.
+    params = resolve_sampling(_chat(max_tokens=4), 4, 10, 100, defaults, {}, frozenset())
+    assert params.max_new_tokens == 4
+    params = resolve_sampling(_chat(), None, 90, 100, defaults, {}, frozenset())
+    assert params.max_new_tokens == 10

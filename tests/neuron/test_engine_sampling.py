@@ -85,3 +85,23 @@ def test_create_touches_no_device_and_the_first_step_prepares_on_the_logits_devi
 
     assert row.stop_index is not None and row.stop_index.device == LOGITS.device
     assert row.generator is not None and row.generator.device == LOGITS.device
+
+
+def test_min_p_drops_tokens_below_its_share_of_the_top() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    row = sampler(seed=1, min_p=0.5)  # keeps p >= 0.25: tokens 0 and 1
+
+    assert {next_tokens(logits, [row])[1][0] for _ in range(200)} == {0, 1}
+
+
+def test_repetition_penalty_steers_away_from_prompt_and_generated_ids() -> None:
+    logits = torch.tensor([[4.0, 3.0, -1.0, 2.5], [4.0, 3.0, -1.0, 2.5]])
+    penalized = RowSampler.create(
+        SamplingParams(max_new_tokens=8, temperature=0, repetition_penalty=2.0), [0]
+    )
+    plain = sampler(temperature=0)
+
+    # 4/2 = 2 < 3: the prompt's id 0 loses to 1; then 0 (2) and 1 (1.5) lose to 3 (2.5).
+    assert next_tokens(logits, [penalized, plain])[1] == [1, 0]
+    assert next_tokens(logits, [penalized, plain])[1] == [3, 0]
+    assert penalized.seen == {0, 1, 3}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from helexa.config import load_config
 from helexa.gateway.neuron_client import NeuronClient
@@ -132,8 +134,9 @@ async def test_a_saved_pinned_model_is_loaded_without_any_command(
 
 
 async def test_a_broken_save_changes_nothing_and_names_the_line(
-    tmp_path: Path, tiny_model_dir: Path
+    tmp_path: Path, tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="helexa.reconcile.daemon")
     recorder = Recorder()
     async with in_process_neurons("a") as neurons:
         files = write_config(
@@ -158,6 +161,7 @@ async def test_a_broken_save_changes_nothing_and_names_the_line(
 
             save_by_rename(files.models, model_toml("tiny/one", tiny_model_dir))
             await eventually(lambda: condition(daemon, "ConfigValid")[0] is True, 10)
+            assert any("config valid again" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_restarted_neuron_gets_its_pinned_model_back_within_one_interval(

@@ -73,6 +73,15 @@ def test_removing_a_model_from_models_toml_unloads_it_as_destructive() -> None:
     assert plan.actions[0].reason == "not in models.toml; frees 300 MB on a"
 
 
+def test_a_failed_load_of_a_removed_model_is_cleared() -> None:
+    # So the model leaves every view: the neuron drops a failed row when asked to unload it.
+    state = hold(fleet(a=1000), "a", "typo", 0, status="failed")
+    plan = diff(desired(spec("kept")), observed(state))
+    assert ("unload", "a", "typo", "removed") in steps(plan)
+    (clear,) = [a for a in plan.actions if a.model == "typo"]
+    assert clear.reason == "not in models.toml; clears its failed load on a"
+
+
 def test_affinity_to_a_full_neuron_evicts_an_unpinned_model_first() -> None:
     state = hold(fleet(a=1000, b=4000), "a", "idle-one", 800)
     specs = (spec("idle-one"), spec("m", pin=True, vram_mb=600, neurons=["a"]))

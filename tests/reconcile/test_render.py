@@ -18,7 +18,7 @@ def busy_plan() -> Plan:
     state = hold(hold(fleet(a=1000, b=4000), "a", "idle-one", 800), "b", "gone", 300)
     hold(state, "b", "q", 400, dtype="float32")
     down = fleet(c=100).neurons["c"]
-    down.healthy, down.last_error = False, "connection refused"
+    down.healthy, down.starting, down.last_error = False, False, "connection refused"
     state.neurons["c"] = down
     specs = (
         spec("idle-one"),

@@ -73,7 +73,7 @@ class LoadedModel:
         sequence = Sequence(
             seq_id=next(_seq_ids),
             prompt_ids=list(prompt_ids),
-            sampler=RowSampler.create(params),
+            sampler=RowSampler.create(params, prompt_ids),
             loop=asyncio.get_running_loop(),
         )
         self._worker.submit(sequence)

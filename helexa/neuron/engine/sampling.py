@@ -31,10 +31,12 @@ class RowSampler:
     stop_index: torch.Tensor | None = None  # the stop ids on the logits' device, for masking
     generated: int = 0
     prepared: bool = False
+    seen: set[int] | None = None  # prompt + generated ids, kept only for a repetition penalty
 
     @classmethod
-    def create(cls, params: SamplingParams) -> RowSampler:
-        return cls(params)
+    def create(cls, params: SamplingParams, prompt_ids: Sequence[int] = ()) -> RowSampler:
+        seen = set(prompt_ids) if params.repetition_penalty != 1.0 else None
+        return cls(params, seen=seen)
 
     def prepare(self, device: torch.device) -> None:
         """Build the device-side state (once, on the thread that runs the model)."""
@@ -70,7 +72,12 @@ def next_tokens(logits: torch.Tensor, rows: Sequence[RowSampler]) -> tuple[torch
     for i, row in enumerate(rows):
         if row.generator is not None:
             chosen[i] = _sample_row(_allowed(logits[i], row), row.params, row.generator)
+        elif row.seen is not None:
+            chosen[i] = _allowed(logits[i], row).argmax()
     ids: list[int] = chosen.tolist()
+    for row, token in zip(rows, ids, strict=True):
+        if row.seen is not None:
+            row.seen.add(token)
     # A greedy row whose argmax is a stop id it may not emit yet takes the best other id.
     # Checked after the argmax instead of masking every row first: when the argmax is not
     # a stop id it is also the masked argmax (ties go to the lowest index either way), so
@@ -84,11 +91,21 @@ def next_tokens(logits: torch.Tensor, rows: Sequence[RowSampler]) -> tuple[torch
 
 
 def _allowed(logits: torch.Tensor, row: RowSampler) -> torch.Tensor:
-    """One row's logits (V,) with its stop ids at -inf while they are suppressed."""
+    """One row's logits (V,): repetition-penalized, stop ids at -inf while suppressed."""
+    if row.seen:
+        logits = _penalized(logits, row.seen, row.params.repetition_penalty)
     if not row.suppress_stop:
         return logits
     assert row.stop_index is not None  # suppress_stop implies it
     return logits.index_fill(0, row.stop_index, float("-inf"))
+
+
+def _penalized(logits: torch.Tensor, seen: set[int], penalty: float) -> torch.Tensor:
+    """transformers' RepetitionPenaltyLogitsProcessor: seen ids' scores pushed toward -inf."""
+    index = torch.tensor(sorted(seen), device=logits.device)
+    scores = logits.float().index_select(0, index)
+    scores = torch.where(scores < 0, scores * penalty, scores / penalty)
+    return logits.float().index_copy(0, index, scores)
 
 
 def _sample_row(
@@ -106,4 +123,6 @@ def _sample_row(
         drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
         scores = scores.masked_fill(drop, float("-inf"))
     probs = scores.softmax(dim=-1)
+    if params.min_p > 0.0:
+        probs = probs.masked_fill(probs < params.min_p * probs.max(), 0.0)
     return torch.multinomial(probs, 1, generator=generator)[0]

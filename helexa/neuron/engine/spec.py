@@ -19,6 +19,8 @@ class SamplingParams:
     top_k: int = 0  # 0 = off
     seed: int | None = None
     min_new_tokens: int = 0
+    min_p: float = 0.0  # drop tokens below min_p x the top probability; 0 = off
+    repetition_penalty: float = 1.0  # HF's rule over prompt + generated ids; 1 = off
     stop_token_ids: frozenset[int] = frozenset()  # eos ids; a hit ends the sequence
 
     @property
