@@ -18,6 +18,7 @@ import psutil
 import torch
 
 from helexa.errors import InsufficientMemory, LoadFailed, ModelNotFound
+from helexa.neuron.engine import gguf
 from helexa.neuron.engine.loaded import LoadedModel
 from helexa.neuron.engine.spec import LoadSpec
 from helexa.neuron.hardware import DeviceBudget, MemoryBudget
@@ -35,18 +36,21 @@ def load(spec: LoadSpec, budget: MemoryBudget) -> LoadedModel:
     InsufficientMemory or LoadFailed."""
     started = time.monotonic()
     configure_torch_threads()
-    directory = resolve_directory(spec)
+    packed = gguf.inspect(spec.model_id, spec.path) if gguf.is_gguf_path(spec.path) else None
+    directory = packed.directory if packed else resolve_directory(spec)
     devices = _choose_devices(spec, budget)
-    _check_fits(spec, directory, devices)
     dtype = resolve_dtype(spec.dtype, devices)
+    weights = packed.dequantized_bytes(str(dtype)) if packed else weights_bytes(directory)
+    _check_fits(spec, weights, devices)
+    source = packed.pretrained_kwargs if packed else {}
     before = _used_bytes(devices)
     model: Any = None
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, **source)
         model = AutoModelForCausalLM.from_pretrained(
-            directory, dtype=dtype, local_files_only=True, **_placement(devices)
+            directory, dtype=dtype, local_files_only=True, **source, **_placement(devices)
         )
         model.eval()
         memory_mb = _footprint_mb(model, devices, before)
@@ -62,6 +66,8 @@ def load(spec: LoadSpec, budget: MemoryBudget) -> LoadedModel:
             max_positions=_max_positions(model),
             eos_token_ids=_eos_token_ids(model, tokenizer),
             load_seconds=time.monotonic() - started,
+            weights_format="gguf" if packed else "safetensors",
+            quantization=packed.quantization if packed else None,
         )
     except Exception as exc:
         model = None
@@ -137,8 +143,8 @@ def _choose_devices(spec: LoadSpec, budget: MemoryBudget) -> tuple[DeviceBudget,
     return devices
 
 
-def _check_fits(spec: LoadSpec, directory: Path, devices: tuple[DeviceBudget, ...]) -> None:
-    needed_mb = weights_bytes(directory) * WEIGHTS_OVERHEAD / MB
+def _check_fits(spec: LoadSpec, weights: int, devices: tuple[DeviceBudget, ...]) -> None:
+    needed_mb = weights * WEIGHTS_OVERHEAD / MB
     free_mb = sum(d.free_mb for d in devices)
     if needed_mb > free_mb:
         raise InsufficientMemory(
