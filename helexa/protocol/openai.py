@@ -117,6 +117,7 @@ class ChatChoice(WireModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: FinishReason | None = None
+    stop_reason: str | None = None  # the stop string that matched (vLLM)
 
 
 class ChatCompletion(WireModel):
@@ -132,6 +133,7 @@ class CompletionChoice(WireModel):
     index: int = 0
     text: str
     finish_reason: FinishReason | None = None
+    stop_reason: str | None = None  # the stop string that matched (vLLM)
 
 
 class Completion(WireModel):
@@ -169,6 +171,7 @@ class ChatChunkChoice(WireModel):
     index: int = 0
     delta: ChatDelta
     finish_reason: FinishReason | None = None
+    stop_reason: str | None = None  # the stop string that matched (vLLM)
 
 
 class ChatCompletionChunk(WireModel):
