@@ -18,7 +18,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from helexa.errors import BadRequest, LoadFailed, ModelNotFound
 
@@ -99,7 +99,7 @@ class GGUFModel:
         return self.parameter_count * _DTYPE_BYTES.get(dtype.removeprefix("torch."), 4)
 
 
-def is_gguf_path(path: Path | None) -> bool:
+def is_gguf_path(path: Path | None) -> TypeGuard[Path]:
     return path is not None and path.suffix.lower() == SUFFIX
 
 
