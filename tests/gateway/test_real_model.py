@@ -102,6 +102,7 @@ async def test_openai_chat_answers_and_stops_at_end_of_turn(served: Served) -> N
 
     assert choice.message.content == ANSWER
     assert choice.finish_reason == "stop"
+    assert (choice.model_extra or {}).get("stop_reason") is None  # ended by <|im_end|>
     assert reply.usage is not None
     assert reply.usage.prompt_tokens == served.prompt_tokens(user())
     # the end-of-turn token ends the turn but is no part of the text or the count
@@ -171,6 +172,7 @@ async def test_completions_stop_sequence_cuts_exactly(served: Served) -> None:
 
     assert reply.choices[0].text == "The capital of "  # everything before it, space included
     assert reply.choices[0].finish_reason == "stop"
+    assert (reply.choices[0].model_extra or {}).get("stop_reason") == "France"  # vLLM's field
 
 
 async def test_chat_stop_sequence_cuts_before_it(served: Served) -> None:
@@ -184,6 +186,7 @@ async def test_chat_stop_sequence_cuts_before_it(served: Served) -> None:
 
     assert reply.choices[0].message.content == "The capital of France is"
     assert reply.choices[0].finish_reason == "stop"
+    assert (reply.choices[0].model_extra or {}).get("stop_reason") == " Paris"
 
 
 async def test_anthropic_stop_sequence_cuts_before_it_and_is_named(served: Served) -> None:
