@@ -157,3 +157,21 @@ async def test_discovery_says_gguf_can_be_loaded(start_neuron: StartNeuron) -> N
     async with live.http() as client:
         discovery = (await client.get("/discovery")).json()
     assert discovery["formats"] == ["safetensors", "gguf"]
+
+
+async def test_tokenize_counts_from_a_gguf_without_loading_it(
+    start_neuron: StartNeuron, smollm2_gguf: Path
+) -> None:
+    live = await start_neuron()
+    question = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+    async with live.http() as client:
+        reply = await client.post(
+            "/v1/tokenize",
+            json={"model": "smollm2", "path": str(smollm2_gguf), "messages": question},
+            timeout=300,
+        )
+        models = (await client.get("/models")).json()["models"]
+
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"count": 42}  # the template's default system prompt included
+    assert models == []  # the tokenizer alone, rebuilt from the file's header
