@@ -118,7 +118,7 @@ def test_a_small_valid_file_of_a_readable_architecture_passes(tmp_path: Path) ->
     model = inspect("q", write_gguf(tmp_path / "q.gguf", "qwen2", rows=16))
     assert (model.architecture, model.quantization, model.parameter_count) == (
         "qwen2",
-        "ALL_F32",
+        "F32",
         64,
     )
 

@@ -13,6 +13,7 @@ file -> 422, each saying why.
 
 from __future__ import annotations
 
+import importlib.util
 import mmap
 import struct
 from collections import Counter
@@ -83,7 +84,7 @@ class GGUFModel:
 
     path: Path
     architecture: str
-    quantization: str  # e.g. "Q4_1": the file type, else the commonest tensor type
+    quantization: str  # e.g. "Q4_1" or "F32": the file type, else the commonest tensor type
     parameter_count: int
 
     @property
@@ -180,7 +181,7 @@ def quantization(header: GGUFHeader) -> str:
 
     file_type = header.metadata.get("general.file_type")
     if isinstance(file_type, int) and file_type in LlamaFileType._value2member_map_:
-        return LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+        return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
     by_elements: Counter[int] = Counter()
     for tensor in header.tensors:
         by_elements[tensor.ggml_type] += tensor.elements
@@ -198,17 +199,9 @@ def _supported_architectures() -> set[str]:
     return set(GGUF_SUPPORTED_ARCHITECTURES) - _NOT_CAUSAL_LM
 
 
-def gguf_available() -> bool:
-    """Whether this neuron can load GGUF files (the `gguf` package is installed)."""
-    try:
-        import gguf  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def require_gguf(model_id: str) -> None:
-    if not gguf_available():
+    """The `gguf` package reads the tensors; without it no GGUF loads (500, saying so)."""
+    if importlib.util.find_spec("gguf") is None:
         raise LoadFailed(
             f"{model_id}: loading GGUF files needs the `gguf` package (helexa[neuron])"
         )
