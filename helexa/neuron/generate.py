@@ -30,6 +30,9 @@ class Outcome:
     completion_tokens: int
     first_token_s: float | None  # from the start of generation
     decode_rate: float | None  # tokens/s after the first token
+    # The stop string that ended it: the choice's `stop_reason` (vLLM's field), which
+    # the gateway turns into Anthropic's stop_reason "stop_sequence".
+    stop_string: str | None = None
 
 
 async def generate(
@@ -78,4 +81,5 @@ async def generate(
         completion_tokens=count,
         first_token_s=None if first_at is None else first_at - started,
         decode_rate=(count - 1) / decode_s if count > 1 and decode_s > 0 else None,
+        stop_string=text.matched_stop,
     )

@@ -95,11 +95,17 @@ class TokenizerCache:
     def _load(self, source: str, revision: str | None) -> Any:
         from transformers import AutoTokenizer
 
-        if Path(source).is_absolute() and not Path(source).is_dir():
+        path = Path(source)
+        gguf_file: dict[str, str] = {}
+        if path.suffix.lower() == ".gguf" and path.is_file():
+            # A GGUF file carries its tokenizer; transformers rebuilds it from the header.
+            source, gguf_file = str(path.parent), {"gguf_file": path.name}
+        elif path.is_absolute() and not path.is_dir():
             raise ModelNotFound("no model directory at the given path", param="path")
         try:
             return AutoTokenizer.from_pretrained(
                 source,
+                **gguf_file,
                 revision=revision,
                 cache_dir=self._config.neuron.cache_dir,
                 local_files_only=self._config.neuron.offline,

@@ -92,6 +92,8 @@ class ModelEntry:
             capabilities=_capabilities(m),
             path=self.request.path,
             revision=self.request.revision,
+            format=getattr(m, "weights_format", None),
+            quantization=getattr(m, "quantization", None),
         )
 
 

@@ -7,6 +7,7 @@ work (discovery, tokenizer loads) in a thread.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 import time
 from typing import Any
@@ -56,8 +57,15 @@ async def discovery(request: Request) -> Response:
             version=__version__,
             engine=report.engine,
             devices=report.devices,
+            formats=weight_formats(),
         )
     )
+
+
+def weight_formats() -> list[str]:
+    """What this neuron can load (without importing torch or the gguf package)."""
+    has_gguf = importlib.util.find_spec("gguf") is not None
+    return ["safetensors", "gguf"] if has_gguf else ["safetensors"]
 
 
 async def models(request: Request) -> Response:
@@ -88,7 +96,8 @@ async def tokenize(request: Request) -> Response:
         raise BadRequest("give messages or prompt to count", param="messages")
     state = neuron_state(request)
     entry = state.registry.entry(body.model)
-    if entry is not None and entry.model is not None and body.path is None:
+    if entry is not None and entry.model is not None and body.path in (None, entry.request.path):
+        # The loaded copy's tokenizer (a GGUF's takes seconds to rebuild from the file).
         tokenizer = entry.model.tokenizer
     else:
         confined_path(body.path, state.config.neuron)

@@ -258,7 +258,11 @@ async def _collect(job: Job, events: AsyncIterator[Piece | Outcome]) -> dict[str
             id=job.response_id,
             created=job.created,
             model=job.entry.id,
-            choices=[CompletionChoice(text=text, finish_reason=outcome.finish_reason)],
+            choices=[
+                CompletionChoice(
+                    text=text, finish_reason=outcome.finish_reason, stop_reason=outcome.stop_string
+                )
+            ],
             usage=_usage(outcome),
         ).model_dump(mode="json")
     message = AssistantMessage(
@@ -270,7 +274,13 @@ async def _collect(job: Job, events: AsyncIterator[Piece | Outcome]) -> dict[str
         id=job.response_id,
         created=job.created,
         model=job.entry.id,
-        choices=[ChatChoice(message=message, finish_reason=outcome.finish_reason)],
+        choices=[
+            ChatChoice(
+                message=message,
+                finish_reason=outcome.finish_reason,
+                stop_reason=outcome.stop_string,
+            )
+        ],
         usage=_usage(outcome),
     ).model_dump(mode="json", exclude_none=True)
 
@@ -283,8 +293,14 @@ def _frame(model: ChatCompletionChunk | CompletionChunk) -> str:
 async def _chat_frames(
     job: Job, events: AsyncIterator[Piece | Outcome], include_usage: bool
 ) -> AsyncIterator[str]:
-    def chunk(delta: ChatDelta, finish: Any = None, usage: Usage | None = None) -> str:
-        choices = [] if usage is not None else [ChatChunkChoice(delta=delta, finish_reason=finish)]
+    def chunk(
+        delta: ChatDelta, finish: Any = None, usage: Usage | None = None, stop: str | None = None
+    ) -> str:
+        choices = (
+            []
+            if usage is not None
+            else [ChatChunkChoice(delta=delta, finish_reason=finish, stop_reason=stop)]
+        )
         return _frame(
             ChatCompletionChunk(
                 id=job.response_id,
@@ -298,7 +314,7 @@ async def _chat_frames(
     yield chunk(ChatDelta(role="assistant", content=""))
     async for event in events:
         if isinstance(event, Outcome):
-            yield chunk(ChatDelta(), event.finish_reason)
+            yield chunk(ChatDelta(), event.finish_reason, stop=event.stop_string)
             if include_usage:
                 yield chunk(ChatDelta(), usage=_usage(event))
             break
@@ -317,8 +333,14 @@ async def _chat_frames(
 async def _completion_frames(
     job: Job, events: AsyncIterator[Piece | Outcome], include_usage: bool
 ) -> AsyncIterator[str]:
-    def chunk(text: str, finish: Any = None, usage: Usage | None = None) -> str:
-        choices = [] if usage is not None else [CompletionChoice(text=text, finish_reason=finish)]
+    def chunk(
+        text: str, finish: Any = None, usage: Usage | None = None, stop: str | None = None
+    ) -> str:
+        choices = (
+            []
+            if usage is not None
+            else [CompletionChoice(text=text, finish_reason=finish, stop_reason=stop)]
+        )
         return _frame(
             CompletionChunk(
                 id=job.response_id,
@@ -331,7 +353,7 @@ async def _completion_frames(
 
     async for event in events:
         if isinstance(event, Outcome):
-            yield chunk("", event.finish_reason)
+            yield chunk("", event.finish_reason, stop=event.stop_string)
             if include_usage:
                 yield chunk("", usage=_usage(event))
             break

@@ -81,6 +81,11 @@ class TextPipeline:
         """A stop string was hit: nothing more will be emitted."""
         return self._stops.stopped
 
+    @property
+    def matched_stop(self) -> str | None:
+        """The stop string that ended the text, if one did."""
+        return self._stops.matched_stop
+
     def push(self, token_id: int) -> Piece:
         return self._parse(self._stops.feed(self._detok.push(token_id)).text, final=False)
 

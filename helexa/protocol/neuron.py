@@ -47,6 +47,8 @@ class Discovery(WireModel):
     version: str
     engine: EngineInfo
     devices: list[Device]
+    # Weight formats this neuron loads: "safetensors", and "gguf" when the gguf package is there.
+    formats: list[str] = Field(default_factory=list)
 
 
 class ModelInfo(WireModel):
@@ -68,6 +70,9 @@ class ModelInfo(WireModel):
     # As requested at load, so the reconciler can tell a copy models.toml moved away from.
     path: str | None = None
     revision: str | None = None
+    # What the weights were read from: "safetensors" or "gguf" (dequantized to `dtype`).
+    format: str | None = None
+    quantization: str | None = None  # the GGUF file's type, e.g. "Q4_1"; None = not quantized
 
 
 class ModelsList(WireModel):

@@ -119,6 +119,7 @@ class ChatChoice(WireModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: FinishReason | None = None
+    stop_reason: str | None = None  # the stop string that matched (vLLM)
 
 
 class ChatCompletion(WireModel):
@@ -134,6 +135,7 @@ class CompletionChoice(WireModel):
     index: int = 0
     text: str
     finish_reason: FinishReason | None = None
+    stop_reason: str | None = None  # the stop string that matched (vLLM)
 
 
 class Completion(WireModel):
@@ -171,6 +173,7 @@ class ChatChunkChoice(WireModel):
     index: int = 0
     delta: ChatDelta
     finish_reason: FinishReason | None = None
+    stop_reason: str | None = None  # the stop string that matched (vLLM)
 
 
 class ChatCompletionChunk(WireModel):

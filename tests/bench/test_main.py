@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 # What each section must show: its heading and the ratio/target rows it exists for.
 EXPECTED = {
     "neuron": ["## neuron engine", "### single stream", "ratio", "### time to first token"],
+    "realmodel": ["## real model (SmolLM2-135M-Instruct, GGUF)", "raw `model.generate`"],
     "coldload": ["## cold load", "POST /models/load", "<= 1.2x ("],
     "gateway": [
         "## Gateway overhead",
@@ -40,7 +41,7 @@ def test_the_quick_profile_writes_every_section(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,  # the quick real-model section loads a 135M model
     )
     assert done.returncode == 0, done.stderr[-2000:]
     page = out.read_text()

@@ -56,7 +56,7 @@ def test_check_accepts_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["config", "check", *_shipped()]) == 0
     out = capsys.readouterr().out
     assert "1 neuron (1 local, 0 openai)" in out
-    assert "1 model (1 pinned), 2 aliases" in out
+    assert "2 models (1 pinned), 3 aliases" in out
     assert f"{REPO / 'fleet.toml'} (--fleet)" in out
     assert out.rstrip().endswith("ok")
 
@@ -91,11 +91,11 @@ def test_config_without_subcommand_prints_usage(capsys: pytest.CaptureFixture[st
 
 def test_pin_and_unpin(models_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = ["--fleet", str(REPO / "fleet.toml")]
-    assert main(["unpin", "tiny", "--models", str(models_copy), *fleet]) == 0
-    assert "unpinned helexa/tiny" in capsys.readouterr().out
-    assert main(["pin", "helexa/tiny", "--replicas", "2", "--models", str(models_copy)]) == 0
-    assert "pinned helexa/tiny (replicas = 2)" in capsys.readouterr().out
-    spec = load_toml(models_copy, ModelsConfig).get("helexa/tiny")
+    assert main(["unpin", "smollm2", "--models", str(models_copy), *fleet]) == 0
+    assert "unpinned SmolLM2-135M-Instruct" in capsys.readouterr().out
+    assert main(["pin", "smollm2", "--replicas", "2", "--models", str(models_copy)]) == 0
+    assert "pinned SmolLM2-135M-Instruct (replicas = 2)" in capsys.readouterr().out
+    spec = load_toml(models_copy, ModelsConfig).get("SmolLM2-135M-Instruct")
     assert spec is not None and spec.pin and spec.replicas == 2
 
 

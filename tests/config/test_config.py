@@ -144,8 +144,13 @@ def test_the_shipped_files_load(repo_root: Path) -> None:
     assert local.local and local.endpoint == "http://127.0.0.1:13131"
     assert config.fleet.gateway.listen == "127.0.0.1:31313"
     assert config.fleet.gateway.metrics_listen == "127.0.0.1:31314"
+    real = config.models.get("SmolLM2-135M-Instruct")
+    assert real is not None and real.pin and real.replicas == 1
+    gguf = repo_root / ".cache" / "models" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert real.path == gguf
+    assert config.models.resolve("claude-sonnet-4-5") is real
+    assert config.models.resolve("smollm2") is real
     tiny = config.models.get("helexa/tiny")
-    assert tiny is not None and tiny.pin and tiny.replicas == 1
+    assert tiny is not None and not tiny.pin
     assert tiny.path == repo_root / ".cache" / "models" / "helexa-tiny"
-    assert config.models.resolve("claude-sonnet-4-5") is tiny
     assert config.models.resolve("tiny") is tiny

@@ -254,7 +254,7 @@ def test_pin_after_an_entry_ending_in_a_sub_table_moves_its_trailer_below(
         '[[models]]\nid = "a"\n\n[models.sampling]\ntemperature = 0.5\n\n'
         '# what follows: aliases\n\n[aliases]\n"x" = "a"\n'
     )
-    pin_model(path, "b", context=None)
+    pin_model(path, "b", add=True)
     text = path.read_text()
     assert text.index('id = "b"') < text.index("# what follows: aliases") < text.index("[aliases]")
     models = load_toml(path, ModelsConfig)

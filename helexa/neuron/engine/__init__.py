@@ -2,6 +2,7 @@
 
     spec.py      LoadSpec, SamplingParams (plain inputs)
     loader.py    load(): find weights, check the memory budget, load, measure
+    gguf.py      .gguf files: header -> architecture, quantization, dequantized size; checks
     loaded.py    LoadedModel: stream() / close(), the async face
     worker.py    the owner thread: inbox, admission into the batch, delivery
     batch.py     the left-padded batch KV cache: step, merge, drop rows

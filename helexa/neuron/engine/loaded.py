@@ -36,6 +36,8 @@ class LoadedModel:
         eos_token_ids: frozenset[int],
         load_seconds: float,
         max_batch_size: int = 32,
+        weights_format: str = "safetensors",
+        quantization: str | None = None,
     ) -> None:
         self.model_id = model_id
         self.model = model
@@ -48,6 +50,8 @@ class LoadedModel:
         self.max_positions = max_positions  # the model's limit, enforced here
         self.eos_token_ids = eos_token_ids  # from generation_config / tokenizer, for the caller
         self.load_seconds = load_seconds
+        self.weights_format = weights_format  # what was read from disk: safetensors | gguf
+        self.quantization = quantization  # the GGUF file's type (e.g. Q4_1); None = not quantized
         self.vocab_size = int(model.get_input_embeddings().num_embeddings)
         self._worker = EngineWorker(
             model, device, max_positions, name=model_id, max_batch_size=max_batch_size

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import psutil
 import torch
 
 from helexa.errors import APIError, InsufficientMemory, LoadFailed, ModelNotFound
-from helexa.neuron.engine import placement
+from helexa.neuron.engine import gguf, placement
 from helexa.neuron.engine.loaded import LoadedModel
 from helexa.neuron.engine.oom import free_cached_memory, is_out_of_memory
 from helexa.neuron.engine.spec import LoadSpec
@@ -43,23 +43,27 @@ def load(spec: LoadSpec, budget: MemoryBudget) -> LoadedModel:
     InsufficientMemory or LoadFailed."""
     started = time.monotonic()
     configure_torch_threads()
-    directory = resolve_directory(spec)
+    packed = gguf.inspect(spec.model_id, spec.path) if gguf.is_gguf_path(spec.path) else None
+    directory = packed.directory if packed else resolve_directory(spec)
     devices = _choose_devices(spec, budget)
-    _check_fits(spec, directory, devices)
     ordinals = placement.cuda_ordinals(devices)  # [] on the CPU
     dtype = resolve_dtype(spec.dtype, devices, ordinals)
+    weights = packed.dequantized_bytes(str(dtype)) if packed else weights_bytes(directory)
+    _check_fits(spec, weights, devices)
+    source = packed.pretrained_kwargs if packed else {}
     before = _used_bytes(devices)
     model: Any = None
     failure: APIError
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, **source)
         model = AutoModelForCausalLM.from_pretrained(
             directory,
             dtype=dtype,
             local_files_only=True,
-            **_placement(directory, dtype, devices, ordinals),
+            **source,
+            **_placement(directory, dtype, devices, ordinals, source),
         )
         if ordinals:
             placement.check_on_gpus(getattr(model, "hf_device_map", None) or {}, ordinals)
@@ -77,6 +81,8 @@ def load(spec: LoadSpec, budget: MemoryBudget) -> LoadedModel:
             max_positions=_max_positions(model),
             eos_token_ids=_eos_token_ids(model, tokenizer),
             load_seconds=time.monotonic() - started,
+            weights_format="gguf" if packed else "safetensors",
+            quantization=packed.quantization if packed else None,
         )
     except Exception as exc:
         model = None
@@ -176,8 +182,8 @@ def _choose_devices(spec: LoadSpec, budget: MemoryBudget) -> tuple[DeviceBudget,
     return devices
 
 
-def _check_fits(spec: LoadSpec, directory: Path, devices: tuple[DeviceBudget, ...]) -> None:
-    needed_mb = weights_bytes(directory) * WEIGHTS_OVERHEAD / MB
+def _check_fits(spec: LoadSpec, weights: int, devices: tuple[DeviceBudget, ...]) -> None:
+    needed_mb = weights * WEIGHTS_OVERHEAD / MB
     free_mb = sum(d.free_mb for d in devices)
     if needed_mb > free_mb:
         raise InsufficientMemory(
@@ -187,14 +193,18 @@ def _check_fits(spec: LoadSpec, directory: Path, devices: tuple[DeviceBudget, ..
 
 
 def _placement(
-    directory: Path, dtype: torch.dtype, devices: tuple[DeviceBudget, ...], ordinals: list[int]
+    directory: Path,
+    dtype: torch.dtype,
+    devices: tuple[DeviceBudget, ...],
+    ordinals: list[int],
+    source: Mapping[str, Any],
 ) -> dict[str, Any]:
     if not ordinals:
         return {}
     # Each GPU holds at most its free memory / WEIGHTS_OVERHEAD of weights: the rest
     # is its share of the KV cache and activations.
     limits = [int(d.free_mb / WEIGHTS_OVERHEAD) for d in devices]
-    return {"device_map": placement.device_map(directory, dtype, ordinals, limits)}
+    return {"device_map": placement.device_map(directory, dtype, ordinals, limits, source)}
 
 
 def _used_bytes(devices: tuple[DeviceBudget, ...]) -> int:

@@ -113,15 +113,20 @@ def reclaimable_mb() -> dict[str, int]:
 
 
 def device_map(
-    directory: Path, dtype: torch.dtype, ordinals: Sequence[int], limits_mb: Sequence[int]
+    directory: Path,
+    dtype: torch.dtype,
+    ordinals: Sequence[int],
+    limits_mb: Sequence[int],
+    source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """from_pretrained's placement: one GPU whole, or a split within `limits_mb` per GPU."""
+    """from_pretrained's placement: one GPU whole, or a split within `limits_mb` per GPU.
+    `source`: from_pretrained's extra arguments naming the weights (a GGUF's `gguf_file`)."""
     if len(ordinals) == 1:
         return {"": ordinals[0]}
     from accelerate import infer_auto_device_map, init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    config = AutoConfig.from_pretrained(directory, local_files_only=True, **(source or {}))
     with init_empty_weights():
         empty: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
     empty.tie_weights()  # tied embeddings count once, on one GPU
