@@ -29,6 +29,7 @@ EXPECTED = {
         "CPU ms per request",
         "Anthropic Messages, streaming, 128 clients | helexa",
     ],
+    "keys": ["## Named keys on the hot path"],
     "translation": ["## translation", "Anthropic Messages"],
     "reconcile": ["## reconcile"],
 }
