@@ -46,6 +46,11 @@ def engine_loader(
 
         report = discover(config.devices.max_memory_mb, used_mb() if used_mb else None)
         budget = memory_budget(report.devices, config.devices.reserve_mb)
+        if request.engine in ("llama.cpp", "command"):
+            from helexa.neuron.engines.start import start_server
+
+            served: ServingModel = start_server(request, config, budget)
+            return served
         model: ServingModel = load(load_spec(request, config), budget)
         return model
 

@@ -19,6 +19,8 @@ from starlette.routing import Route
 from helexa import __version__
 from helexa.errors import BadRequest
 from helexa.neuron.chat import chat_prompt_ids, completion_prompt_ids, template_message
+from helexa.neuron.engines.relay import count_tokens
+from helexa.neuron.engines.served import ServedModel
 from helexa.neuron.hardware import discover
 from helexa.neuron.http import parse_body, validation_error
 from helexa.neuron.metrics import CONTENT_TYPE
@@ -83,6 +85,8 @@ async def tokenize(request: Request) -> Response:
         raise BadRequest("give messages or prompt to count", param="messages")
     state = neuron_state(request)
     entry = state.registry.entry(body.model)
+    if entry is not None and isinstance(entry.model, ServedModel):
+        return _json(TokenizeResponse(count=await count_tokens(entry.model, body)))
     if entry is not None and entry.model is not None and body.path is None:
         tokenizer = entry.model.tokenizer
     else:

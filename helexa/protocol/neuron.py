@@ -11,6 +11,9 @@ from helexa.protocol.base import WireModel
 ModelState = Literal["loading", "loaded", "unloading", "failed"]
 DeviceKind = Literal["cuda", "cpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+# Who runs a model: helexa's in-process torch engine, llama.cpp's server, or any
+# OpenAI-compatible server started from a command template (docs/neuron.md "Engines").
+EngineName = Literal["transformers", "llama.cpp", "command"]
 
 
 class Health(WireModel):
@@ -62,6 +65,7 @@ class ModelInfo(WireModel):
     # As requested at load, so the reconciler can tell a copy models.toml moved away from.
     path: str | None = None
     revision: str | None = None
+    engine: EngineName = "transformers"
 
 
 class ModelsList(WireModel):
@@ -77,6 +81,8 @@ class LoadRequest(WireModel):
     devices: int | None = None
     context_length: int | None = None
     sampling: dict[str, Any] | None = None
+    engine: EngineName | None = None  # None = "transformers"
+    command: str | None = None  # the template, for engine = "command"
 
 
 class UnloadRequest(WireModel):
