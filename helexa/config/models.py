@@ -12,6 +12,7 @@ from helexa.config.aliases import is_pattern, resolve_alias
 from helexa.config.base import Problem, StrictModel, table_entries
 from helexa.config.durations import Duration
 from helexa.config.fields import RelativePath
+from helexa.errors import APIError
 from helexa.protocol.neuron import Dtype, EngineName, LoadRequest
 
 # Validation-context keys load_config passes when checking models.toml against fleet.toml.
@@ -63,6 +64,13 @@ class ModelSpec(StrictModel):
     def _command_matches_engine(self) -> ModelSpec:
         if self.engine == "command" and self.command is None:
             raise ValueError('engine = "command" needs a `command` template')
+        if self.command is not None:
+            from helexa.neuron.engines.launch import check_template
+
+            try:
+                check_template(self.command)
+            except APIError as exc:
+                raise ValueError(exc.message) from exc
         if self.engine != "command" and self.command is not None:
             raise ValueError('`command` is only used with engine = "command"')
         if self.engine == "llama.cpp" and self.path is None:

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from helexa import __version__
 from helexa.errors import BadRequest
 from helexa.neuron.chat import chat_prompt_ids, completion_prompt_ids, template_message
+from helexa.neuron.engines.launch import check_engine
 from helexa.neuron.engines.relay import count_tokens
 from helexa.neuron.engines.served import ServedModel
 from helexa.neuron.hardware import discover
@@ -68,6 +69,7 @@ async def models(request: Request) -> Response:
 
 async def load(request: Request) -> Response:
     body = await parse_body(request, LoadRequest)
+    check_engine(body)  # a bad engine request is a 400 that leaves /models as it was
     entry = await neuron_state(request).registry.load(body)
     return _json(entry.info())
 

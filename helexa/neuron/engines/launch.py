@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from helexa.errors import BadRequest
+from helexa.protocol.neuron import LoadRequest
 
 LOOPBACK = "127.0.0.1"
 # What a `command` template may name; docs/configuration.md lists them.
@@ -48,6 +49,19 @@ class Launch:
     def env(self) -> dict[str, str]:
         """Pins the server to the chosen GPUs (none visible on a CPU placement)."""
         return {"CUDA_VISIBLE_DEVICES": ",".join(str(d) for d in self.devices)}
+
+
+def check_engine(request: LoadRequest) -> None:
+    """Refuse a load whose engine fields cannot work, before anything is registered."""
+    engine = request.engine or "transformers"
+    if engine == "command":
+        if not request.command:
+            raise BadRequest('engine = "command" needs a command template', param="command")
+        check_template(request.command)
+    elif request.command is not None:
+        raise BadRequest('`command` is only used with engine = "command"', param="command")
+    if engine == "llama.cpp" and not request.path:
+        raise BadRequest('engine = "llama.cpp" needs `path`, the .gguf file', param="path")
 
 
 def check_template(template: str) -> None:
