@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 TINY := .cache/models/helexa-tiny
 SMALL := .cache/models/helexa-small
 SYSDEPS := .cache/.system-deps
+LLAMA_SERVER := .cache/llama.cpp/bin/llama-server
 
-.PHONY: run test lint typecheck bench bench-quick model install clean rpm soak lock upgrade
+.PHONY: run test lint typecheck bench bench-quick model install clean rpm soak lock upgrade llama-server
 
 LOCK := requirements/lock.txt
 # Where the CPU build of torch that the lock pins is found (this machine kind keeps it on
@@ -38,10 +39,17 @@ $(SMALL)/config.json: $(STAMP)
 
 model: $(TINY)/config.json
 
+# llama.cpp's server for engine = "llama.cpp", built once from the pinned, hash-checked
+# llama-cpp-python sdist (a few minutes on 2 cores; the script skips a current build).
+$(LLAMA_SERVER): scripts/build-llama-server.sh $(STAMP)
+	./scripts/build-llama-server.sh
+
+llama-server: $(LLAMA_SERVER)
+
 run: $(STAMP) $(TINY)/config.json
 	HF_HUB_OFFLINE=1 $(BIN)/helexa serve --fleet fleet.toml --models models.toml
 
-test: $(STAMP) $(SYSDEPS) $(TINY)/config.json
+test: $(STAMP) $(SYSDEPS) $(TINY)/config.json $(LLAMA_SERVER)
 	$(BIN)/ruff check helexa tests bench
 	$(BIN)/mypy helexa
 	HF_HUB_OFFLINE=1 $(BIN)/pytest

@@ -6,13 +6,15 @@ import os
 import shutil
 from pathlib import Path
 
-from helexa.errors import BadRequest, LoadFailed, ModelNotFound
+from helexa.errors import BadRequest, InsufficientMemory, LoadFailed, ModelNotFound
 from helexa.neuron.config import NeuronConfig
 from helexa.neuron.engines.launch import Launch, llama_server_argv, template_argv
 from helexa.neuron.engines.process import ServerProcess, free_port, serves_models
 from helexa.neuron.engines.served import ServedModel, probe_tokenizer
-from helexa.neuron.hardware import MemoryBudget
+from helexa.neuron.hardware import DeviceBudget, MemoryBudget
 from helexa.protocol.neuron import LoadRequest
+
+WEIGHTS_OVERHEAD = 1.2  # file size -> loaded footprint (KV cache and buffers on top)
 
 
 def start_server(request: LoadRequest, config: NeuronConfig, budget: MemoryBudget) -> ServedModel:
@@ -32,6 +34,7 @@ def start_server(request: LoadRequest, config: NeuronConfig, budget: MemoryBudge
         argv = llama_server_argv(_llama_server(config), launch, config.neuron.torch_threads)
         if not request.path or not Path(request.path).is_file():
             raise ModelNotFound(f"no GGUF file at {request.path}", param="path")
+        _check_fits(request.model, Path(request.path), chosen)
     elif engine == "command":
         if not request.command:
             raise BadRequest('engine = "command" needs a command template', param="command")
@@ -66,6 +69,16 @@ def start_server(request: LoadRequest, config: NeuronConfig, budget: MemoryBudge
     except BaseException:
         process.stop(grace=1.0)
         raise
+
+
+def _check_fits(model: str, gguf: Path, chosen: tuple[DeviceBudget, ...]) -> None:
+    """The same budget rule as the in-process engine: weights x 1.2 must fit the device."""
+    needed_mb = gguf.stat().st_size * WEIGHTS_OVERHEAD / 2**20
+    free_mb = min((d.free_mb for d in chosen), default=0)
+    if chosen and needed_mb > free_mb:
+        raise InsufficientMemory(
+            f"{model}: needs about {needed_mb:.0f} MB, {free_mb} MB free within the budget"
+        )
 
 
 def _llama_server(config: NeuronConfig) -> str:

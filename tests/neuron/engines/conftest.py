@@ -3,8 +3,11 @@ template that runs helexa's own neuron as a `command` engine."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,16 @@ def rss_mb(pid: int) -> int:
         for children in Path(f"/proc/{current}/task").glob("*/children"):
             pids += [int(c) for c in children.read_text().split()]
     return total // 1024
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    """Poll `check` with a deadline (another process's state offers nothing to await)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def gone(pid: int) -> bool:
+    """The process is stopped and reaped (no /proc entry left)."""
+    return not Path(f"/proc/{pid}").exists()

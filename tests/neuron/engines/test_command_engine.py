@@ -6,7 +6,6 @@ started by the parent from the template, the tiny model, the openai SDK.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -20,7 +19,7 @@ import pytest
 from helexa.neuron.config import NeuronConfig
 from helexa.neuron.engines.served import ServedModel
 from helexa.testing.neuron_proc import InProcessNeuron
-from tests.neuron.engines.conftest import neuron_template, rss_mb
+from tests.neuron.engines.conftest import gone, neuron_template, rss_mb, until
 
 MODEL = "helexa/tiny"
 
@@ -41,14 +40,6 @@ def served(neuron: InProcessNeuron) -> ServedModel:
     entry = neuron.state.registry.entry(MODEL)
     assert entry is not None and isinstance(entry.model, ServedModel)
     return entry.model
-
-
-async def until(predicate: object, timeout: float = 30.0) -> None:
-    """Poll `predicate()` (another process's state has no event to await)."""
-    assert callable(predicate)
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.05)
 
 
 async def test_load_serve_count_measure_and_unload(
@@ -85,7 +76,7 @@ async def test_load_serve_count_measure_and_unload(
         pid = child.process.pid
         unloaded = await http.post("/models/unload", json={"model": MODEL})
         assert unloaded.json()["models"] == []
-        assert not Path(f"/proc/{pid}").exists()  # stopped and reaped
+        assert gone(pid)  # stopped and reaped
 
 
 async def test_a_killed_server_is_reported_failed_and_a_reload_recovers(
@@ -151,7 +142,7 @@ async def test_a_server_that_dies_at_start_fails_the_load_with_its_output(
     parent: InProcessNeuron,
 ) -> None:
     script = "import sys; print('cannot open the weights'); sys.exit(3)"
-    template = f"{sys.executable} -c \"{script}\" {{port}}"
+    template = f'{sys.executable} -c "{script}" {{port}}'
     async with httpx.AsyncClient(base_url=parent.url, timeout=60) as http:
         failed = await load(http, template)
         assert failed.status_code == 500 and failed.json()["error"]["code"] == "load_failed"

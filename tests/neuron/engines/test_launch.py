@@ -12,7 +12,8 @@ LAUNCH = Launch(model="m/x", path="/models/a b.gguf", port=4321, parallel=8, con
 
 def test_template_words_are_filled_and_a_path_with_spaces_stays_one_argument() -> None:
     argv = template_argv("vllm serve {path} --port {port} --served-model-name {model}", LAUNCH)
-    assert argv == ["vllm", "serve", "/models/a b.gguf", "--port", "4321", "--served-model-name", "m/x"]
+    assert argv[:3] == ["vllm", "serve", "/models/a b.gguf"]
+    assert argv[3:] == ["--port", "4321", "--served-model-name", "m/x"]
 
 
 def test_every_placeholder_has_a_value() -> None:
@@ -34,7 +35,7 @@ def test_every_placeholder_has_a_value() -> None:
     ],
 )
 def test_bad_templates_say_what_is_wrong(template: str, says: str) -> None:
-    with pytest.raises(BadRequest, match=".*") as info:
+    with pytest.raises(BadRequest) as info:
         check_template(template)
     assert says in info.value.message
     assert info.value.param == "command"

@@ -26,6 +26,4 @@ def test_a_max_completion_tokens_from_the_client_wins_over_a_default_max_tokens(
 
 def test_repetition_penalty_takes_llama_cpp_s_name_there() -> None:
     assert with_defaults({}, {"repetition_penalty": 1.1}, "llama.cpp") == {"repeat_penalty": 1.1}
-    assert with_defaults({}, {"repetition_penalty": 1.1}, "command") == {
-        "repetition_penalty": 1.1
-    }
+    assert with_defaults({}, {"repetition_penalty": 1.1}, "command") == {"repetition_penalty": 1.1}
