@@ -30,6 +30,7 @@ EXPECTED = {
     ],
     "translation": ["## translation", "Anthropic Messages"],
     "reconcile": ["## reconcile"],
+    "engines": ["## engines", "llama-server direct", "Through helexa / direct"],
 }
 
 
