@@ -140,7 +140,15 @@ def dequantized_copy() -> Path:
     kwargs = {"gguf_file": GGUF.name}
     tokenizer = AutoTokenizer.from_pretrained(GGUF.parent, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(GGUF.parent, dtype=torch.float32, **kwargs)
-    model.save_pretrained(HF_COPY)
+    # A GGUF-loaded model refuses save_pretrained: copy its (dequantized) weights into a
+    # plain model of the same config.
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    plain.save_pretrained(HF_COPY)
     tokenizer.save_pretrained(HF_COPY)
     return HF_COPY
 

@@ -8,6 +8,7 @@ llama.cpp's server (and vLLM) learn to free the slot.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from helexa.errors import APIError, UpstreamError
+from helexa.errors import APIError, ModelUnloading, UpstreamError
 from helexa.neuron.engines.served import ServedModel
 from helexa.neuron.registry import Generation, ModelEntry
 from helexa.neuron.state import NeuronState
@@ -97,7 +98,7 @@ async def relay(
         raise
     if upstream.status != 200 or not stream:
         async with cleanup:
-            result = await guard(request, _read(upstream))
+            result = await guard(request, _read_unless_aborted(upstream, generation))
         if result is None:
             metrics.requests.labels(entry.id, kind, "499").inc()
             return Response(status_code=499)
@@ -107,6 +108,25 @@ async def relay(
             _count_usage(state, entry.id, body)
         return Response(body, status_code=status, media_type="application/json")
     return _RelayResponse(_passthrough(state, entry.id, kind, upstream, generation), cleanup)
+
+
+async def _read_unless_aborted(
+    upstream: aiohttp.ClientResponse, generation: Generation
+) -> tuple[int, bytes]:
+    """The whole answer, or a 503 if an unload's drain time runs out first."""
+    read = asyncio.ensure_future(_read(upstream))
+    aborted = asyncio.ensure_future(generation.aborted.wait())
+    try:
+        await asyncio.wait({read, aborted}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        aborted.cancel()
+        if not read.done():
+            read.cancel()
+        await asyncio.gather(read, aborted, return_exceptions=True)
+    if read.cancelled():
+        error = ModelUnloading("the model was unloaded before the answer was complete")
+        return error.status, json.dumps(error.to_openai()).encode()
+    return read.result()
 
 
 async def _read(upstream: aiohttp.ClientResponse) -> tuple[int, bytes]:

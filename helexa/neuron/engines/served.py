@@ -83,12 +83,19 @@ class ServedModel:
 
 def probe_tokenizer(base_url: str) -> tuple[TokenizeStyle, str, dict[str, Any]]:
     """How this server counts tokens: llama.cpp's own endpoints when it has /props, else
-    an OpenAI-style `/tokenize` (vLLM) or `/v1/tokenize` (helexa) returning a count."""
+    an OpenAI-style `/tokenize` (vLLM) or `/v1/tokenize` (helexa) returning a count.
+    The third item is what the server says about the model (llama.cpp's /props, or
+    vLLM's `max_model_len` from /v1/models)."""
     if get_status(base_url + "/props") == 200:
         props = get_json(base_url + "/props")
         return "llama.cpp", "/tokenize", props if isinstance(props, dict) else {}
+    facts: dict[str, Any] = {}
+    listing = get_json(base_url + "/v1/models")
+    first = (listing.get("data") or [{}])[0] if isinstance(listing, dict) else {}
+    if isinstance(first, dict) and isinstance(first.get("max_model_len"), int):
+        facts["default_generation_settings"] = {"n_ctx": first["max_model_len"]}
     for path in ("/tokenize", "/v1/tokenize"):
         # A GET on a POST-only route answers 405; an absent one 404.
         if get_status(base_url + path) not in (404, None):
-            return "openai", path, {}
-    return "openai", "/tokenize", {}
+            return "openai", path, facts
+    return "openai", "/tokenize", facts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -67,7 +68,7 @@ async def test_load_serve_count_measure_and_unload(
         assert loaded.status_code == 200, loaded.text
         info = loaded.json()
         assert info["engine"] == "llama.cpp" and info["dtype"] == "gguf"
-        assert info["context_length"] == 1024 and "tools" in info["capabilities"]
+        assert info["context_length"] == 1024 and "chat" in info["capabilities"]
         assert served(neuron).launch.host == "127.0.0.1"
 
         sdk = openai.AsyncOpenAI(base_url=f"{neuron.url}/v1", api_key="x", max_retries=0)
@@ -191,3 +192,23 @@ async def test_a_missing_gguf_is_404_and_a_missing_binary_a_load_failure(
         assert missing.status_code == 404
         no_binary = await load(http, gguf)
         assert no_binary.status_code == 500 and "no-such-server" in no_binary.text
+
+
+async def test_an_unload_out_of_drain_time_ends_a_relayed_request(
+    neuron: InProcessNeuron, smollm2_gguf: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=neuron.url, timeout=120) as http:
+        assert (await load(http, smollm2_gguf, context_length=2048)).is_success
+        slots_url = served(neuron).base_url + "/slots"
+        body = {"model": MODEL, "prompt": "1, 2,", "max_tokens": 1500, "ignore_eos": True}
+        request = asyncio.ensure_future(http.post("/v1/completions", json=body))
+
+        async def busy() -> bool:
+            return any(s["is_processing"] for s in (await http.get(slots_url)).json())
+
+        await until(busy)
+        unloaded = await http.post("/models/unload", json={"model": MODEL, "drain_timeout_s": 0})
+        assert unloaded.json()["models"] == []
+        answer = await request
+        assert answer.status_code == 503, answer.text[-300:]
+        assert answer.json()["error"]["code"] == "model_unloading"
