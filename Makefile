@@ -40,8 +40,9 @@ $(SMALL)/config.json: $(STAMP)
 model: $(TINY)/config.json
 
 # llama.cpp's server for engine = "llama.cpp", built once from the pinned, hash-checked
-# llama-cpp-python sdist (a few minutes on 2 cores; the script skips a current build).
-$(LLAMA_SERVER): scripts/build-llama-server.sh $(STAMP)
+# llama-cpp-python sdist (CPU-bound: ~1 hour on 2 cores shared with other work; the
+# script skips a build that is current).
+$(LLAMA_SERVER): scripts/build-llama-server.sh $(STAMP) $(SYSDEPS)
 	./scripts/build-llama-server.sh
 
 llama-server: $(LLAMA_SERVER)
