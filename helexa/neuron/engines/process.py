@@ -51,7 +51,8 @@ class ServerProcess:
             env={**os.environ, **(env or {})},
             start_new_session=True,
         )
-        threading.Thread(target=self._read_log, name=f"{name}-log", daemon=True).start()
+        self._reader = threading.Thread(target=self._read_log, name=f"{name}-log", daemon=True)
+        self._reader.start()
         self._exited = threading.Event()
         threading.Thread(target=self._wait, name=f"{name}-wait", daemon=True).start()
 
@@ -66,6 +67,9 @@ class ServerProcess:
 
     def _wait(self) -> None:
         self.returncode = self.proc.wait()
+        # Its last lines are what says why it died: let the reader reach the pipe's end
+        # (bounded: a grandchild may still hold the pipe open).
+        self._reader.join(timeout=2.0)
         self._exited.set()
         if self._stopping.is_set():
             return
