@@ -115,6 +115,9 @@ def llama_server_argv(binary: str, launch: Launch, threads: int = 0) -> list[str
         launch.model,
         "--jinja",
         "--no-webui",
+        # No repacked/extra CPU buffer types: on CPUs that report AMX the AMX buffer
+        # path crashed llama-server (SIGSEGV in ggml_backend_amx_mul_mat) on these hosts.
+        "--no-repack",
     ]
     if launch.context_length:
         argv += ["--ctx-size", str(launch.context_length * launch.parallel)]

@@ -79,16 +79,14 @@ async def relay(
     metrics = state.metrics
     cleanup = AsyncExitStack()
     started = time.monotonic()
+    url = model.base_url + PATHS[kind]
     try:
         generation = await cleanup.enter_async_context(state.registry.generation(entry))
         metrics.queue_wait.labels(entry.id).observe(time.monotonic() - started)
         session = await cleanup.enter_async_context(aiohttp.ClientSession(timeout=TIMEOUT))
-        try:
-            upstream = await cleanup.enter_async_context(
-                session.post(model.base_url + PATHS[kind], json=payload)
-            )
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{model.engine} server for {entry.id!r} failed: {exc}") from exc
+        upstream = None
+        if stream:  # a streaming server answers its headers at once
+            upstream = await cleanup.enter_async_context(_Upstream(session, url, payload, model))
     except APIError as exc:
         await cleanup.aclose()
         metrics.requests.labels(entry.id, kind, str(exc.status)).inc()
@@ -96,9 +94,12 @@ async def relay(
     except BaseException:
         await cleanup.aclose()
         raise
-    if upstream.status != 200 or not stream:
+    if upstream is None or upstream.status != 200:
+        # Not streamed, the whole exchange (a server answers only when done) is watched for
+        # the client going away and for an unload's drain time running out.
+        work = _exchange(session, url, payload, model) if upstream is None else _read(upstream)
         async with cleanup:
-            result = await guard(request, _read_unless_aborted(upstream, generation))
+            result = await guard(request, _unless_aborted(work, generation))
         if result is None:
             metrics.requests.labels(entry.id, kind, "499").inc()
             return Response(status_code=499)
@@ -110,23 +111,52 @@ async def relay(
     return _RelayResponse(_passthrough(state, entry.id, kind, upstream, generation), cleanup)
 
 
-async def _read_unless_aborted(
-    upstream: aiohttp.ClientResponse, generation: Generation
+class _Upstream:
+    """session.post as an async context manager whose connect errors are UpstreamErrors."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, payload: Any, model: ServedModel
+    ) -> None:
+        self._request = session.post(url, json=payload)
+        self._model = model
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        try:
+            return await self._request.__aenter__()
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{self._model.engine} server failed: {exc}") from exc
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._request.__aexit__(*exc)
+
+
+async def _exchange(
+    session: aiohttp.ClientSession, url: str, payload: Any, model: ServedModel
 ) -> tuple[int, bytes]:
-    """The whole answer, or a 503 if an unload's drain time runs out first."""
-    read = asyncio.ensure_future(_read(upstream))
+    try:
+        async with _Upstream(session, url, payload, model) as upstream:
+            return await _read(upstream)
+    except UpstreamError as exc:
+        return exc.status, json.dumps(exc.to_openai()).encode()
+
+
+async def _unless_aborted(
+    work: Awaitable[tuple[int, bytes]], generation: Generation
+) -> tuple[int, bytes]:
+    """`work`'s answer, or a 503 if an unload's drain time runs out first."""
+    task = asyncio.ensure_future(work)
     aborted = asyncio.ensure_future(generation.aborted.wait())
     try:
-        await asyncio.wait({read, aborted}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, aborted}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         aborted.cancel()
-        if not read.done():
-            read.cancel()
-        await asyncio.gather(read, aborted, return_exceptions=True)
-    if read.cancelled():
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, aborted, return_exceptions=True)
+    if task.cancelled():
         error = ModelUnloading("the model was unloaded before the answer was complete")
         return error.status, json.dumps(error.to_openai()).encode()
-    return read.result()
+    return task.result()
 
 
 async def _read(upstream: aiohttp.ClientResponse) -> tuple[int, bytes]:

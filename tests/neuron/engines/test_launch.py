@@ -55,7 +55,7 @@ def test_llama_server_binds_loopback_with_one_slot_per_admitted_request() -> Non
     assert value("--ctx-size") == str(2048 * 8)  # the KV cache is shared by the slots
     assert value("--threads") == "2"
     assert value("--n-gpu-layers") == "0"
-    assert "--jinja" in argv
+    assert "--jinja" in argv and "--no-repack" in argv
 
 
 def test_llama_server_without_a_context_cap_keeps_its_default() -> None:
