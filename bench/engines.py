@@ -156,12 +156,21 @@ def dequantized_copy() -> Path:
 async def run(quick: bool) -> str:
     rounds = 1 if quick else 5
     timeout = aiohttp.ClientTimeout(total=600)
+
+    def new_session() -> aiohttp.ClientSession:
+        # One connection per request for every contestant: llama-server's HTTP library
+        # closes a keep-alive connection after a few requests, and a pooled one reused
+        # just then fails ("Server disconnected").
+        return aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(force_close=True)
+        )
+
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         direct, relayed, engine = Measured([], [], []), Measured([], [], []), Measured([], [], [])
         async with (
             NeuronProcess(neuron_toml(work)) as neuron,
-            aiohttp.ClientSession(timeout=timeout) as session,
+            new_session() as session,
         ):
             load = {"model": MODEL, "path": str(GGUF), "engine": "llama.cpp"}
             async with session.post(neuron.url + "/models/load", json=load) as response:
@@ -178,7 +187,7 @@ async def run(quick: bool) -> str:
         hf = await asyncio.to_thread(dequantized_copy)
         async with (
             NeuronProcess(neuron_toml(work)) as neuron,
-            aiohttp.ClientSession(timeout=timeout) as session,
+            new_session() as session,
         ):
             load = {"model": MODEL, "path": str(hf), "dtype": "float32"}
             async with session.post(neuron.url + "/models/load", json=load) as response:
