@@ -8,8 +8,9 @@ SMALL := .cache/models/helexa-small
 SYSDEPS := .cache/.system-deps
 # The real model `make run` serves: SmolLM2-135M-Instruct, Q4_1 GGUF, from a PyPI wheel (93 MB).
 SMOLLM2 := .cache/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+LLAMA_SERVER := .cache/llama.cpp/bin/llama-server
 
-.PHONY: run test lint typecheck bench bench-quick model real-model install clean rpm soak lock upgrade
+.PHONY: run test lint typecheck bench bench-quick model real-model install clean rpm soak lock upgrade llama-server
 
 LOCK := requirements.lock
 # Where the CPU build of torch that the lock pins is found (this machine kind keeps it on
@@ -43,12 +44,19 @@ $(SMOLLM2): $(STAMP)
 
 model: $(TINY)/config.json
 
+# llama.cpp's server for engine = "llama.cpp", built once from the pinned, hash-checked
+# llama-cpp-python sdist (CPU-bound; the script skips a build that is current).
+$(LLAMA_SERVER): scripts/build-llama-server.sh $(STAMP) $(SYSDEPS)
+	./scripts/build-llama-server.sh
+
+llama-server: $(LLAMA_SERVER)
+
 real-model: $(SMOLLM2)
 
 run: $(STAMP) $(TINY)/config.json $(SMOLLM2)
 	HF_HUB_OFFLINE=1 $(BIN)/helexa serve --fleet fleet.toml --models models.toml
 
-test: $(STAMP) $(SYSDEPS) $(TINY)/config.json $(SMOLLM2)
+test: $(STAMP) $(SYSDEPS) $(TINY)/config.json $(SMOLLM2) $(LLAMA_SERVER)
 	$(BIN)/ruff check helexa tests bench
 	$(BIN)/mypy helexa
 	HF_HUB_OFFLINE=1 $(BIN)/pytest

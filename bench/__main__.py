@@ -25,7 +25,16 @@ from typing import Any
 
 import psutil
 
-SECTIONS = ("neuron", "realmodel", "coldload", "gateway", "keys", "translation", "reconcile")
+SECTIONS = (
+    "neuron",
+    "realmodel",
+    "coldload",
+    "gateway",
+    "keys",
+    "translation",
+    "reconcile",
+    "engines",
+)
 REPO = Path(__file__).resolve().parent.parent
 FULL_OUT = REPO / "docs" / "benchmarks.md"
 QUICK_OUT = REPO / ".cache" / "benchmarks-quick.md"

@@ -11,6 +11,8 @@ declare -A NEED=(
   [systemd-analyze]=systemd
   [chromium]=chromium
   [ip]=iproute2
+  [cmake]=cmake   # scripts/build-llama-server.sh
+  [g++]=g++
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -133,6 +133,8 @@ def models_table(fleet: Json, now: float, narrow: bool) -> Table:
     table = Table(title="models", title_justify="left", expand=False)
     table.add_column("model", overflow="fold")
     table.add_column("where", no_wrap=True)
+    if not narrow:
+        table.add_column("engine", no_wrap=True)
     table.add_column("state", no_wrap=True)
     table.add_column("busy", justify="right", no_wrap=True)
     if not narrow:
@@ -143,16 +145,19 @@ def models_table(fleet: Json, now: float, narrow: bool) -> Table:
         pinned = "pin" if model.get("pinned") else ""
         locations = model.get("locations", [])
         if not locations:
-            row: list[RenderableType] = [model["id"], "-", Text("not loaded", "dim"), ""]
+            engines = [] if narrow else [str(model.get("engine", "transformers"))]
+            row: list[RenderableType] = [model["id"], "-", *engines, Text("not loaded", "dim"), ""]
             table.add_row(*row, *([] if narrow else [""]), pinned, "")
             continue
         for position, loc in enumerate(locations):
             detail = details.get((model["id"], loc["neuron"]), {})
             state = str(loc["state"])
             busy = f"{loc.get('in_flight', 0)}+{loc.get('queued', 0)}q"
+            engine = str(loc.get("engine") or model.get("engine") or "transformers")
             row = [
                 model["id"] if position == 0 else "",
                 loc["neuron"],
+                *([] if narrow else [engine]),
                 Text(state, STATE_STYLES.get(state, "")),
                 busy,
             ]

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from helexa.config.aliases import is_pattern, resolve_alias
 from helexa.config.base import Problem, StrictModel, table_entries
 from helexa.config.durations import Duration
 from helexa.config.fields import RelativePath
-from helexa.protocol.neuron import Dtype, LoadRequest
+from helexa.errors import APIError
+from helexa.protocol.neuron import Dtype, EngineName, LoadRequest
 
 # Validation-context keys load_config passes when checking models.toml against fleet.toml.
 KNOWN_NEURONS = "known_neurons"  # set[str]: names of [[neurons]]
@@ -54,6 +55,27 @@ class ModelSpec(StrictModel):
     context_length: int | None = Field(default=None, ge=1)
     aliases: list[str] = Field(default_factory=list)
     sampling: Sampling = Sampling()
+    engine: EngineName = "transformers"
+    # engine = "command": the server's command line, e.g. "vllm serve {path} --port {port}"
+    # (placeholders in docs/configuration.md).
+    command: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _command_matches_engine(self) -> ModelSpec:
+        if self.engine == "command" and self.command is None:
+            raise ValueError('engine = "command" needs a `command` template')
+        if self.command is not None:
+            from helexa.neuron.engines.launch import check_template
+
+            try:
+                check_template(self.command)
+            except APIError as exc:
+                raise ValueError(exc.message) from exc
+        if self.engine != "command" and self.command is not None:
+            raise ValueError('`command` is only used with engine = "command"')
+        if self.engine == "llama.cpp" and self.path is None:
+            raise ValueError('engine = "llama.cpp" needs `path` (the .gguf file)')
+        return self
 
     def load_request(self) -> LoadRequest:
         """The neuron `/models/load` body for this model."""
@@ -66,6 +88,8 @@ class ModelSpec(StrictModel):
             devices=self.devices,
             context_length=self.context_length,
             sampling=sampling or None,
+            engine=None if self.engine == "transformers" else self.engine,
+            command=self.command,
         )
 
 

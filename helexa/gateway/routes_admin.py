@@ -9,11 +9,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helexa.config import NeuronEntry
+from helexa.config.models import ModelSpec
 from helexa.errors import APIError, BadRequest, ModelNotFound, NoFeasibleNeuron
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.decisions import log_decision
 from helexa.gateway.dispatch import openai_error
+from helexa.gateway.state import ModelLocation
 from helexa.limits import parse_json_object
 
 
@@ -23,6 +25,13 @@ async def health(request: Request) -> Response:
 
 async def fleet(request: Request) -> Response:
     return JSONResponse(fleet_json(gateway_of(request)))
+
+
+def _engine(spec: ModelSpec | None, locations: list[ModelLocation]) -> str:
+    """Who runs the model: models.toml says; for a model it does not list, the neuron does."""
+    if spec is not None:
+        return spec.engine
+    return locations[0].engine if locations else "transformers"
 
 
 def fleet_json(gw: Gateway) -> dict[str, Any]:
@@ -38,6 +47,7 @@ def fleet_json(gw: Gateway) -> dict[str, Any]:
                 "pinned": bool(spec and spec.pin),
                 "replicas": spec.replicas if spec else None,
                 "in_models_toml": spec is not None,
+                "engine": _engine(spec, gw.fleet.locations(model_id)),
                 "locations": [
                     {
                         "neuron": loc.neuron,
@@ -45,6 +55,7 @@ def fleet_json(gw: Gateway) -> dict[str, Any]:
                         "in_flight": loc.in_flight,
                         "queued": loc.queued,
                         "memory_mb": loc.memory_mb,
+                        "engine": loc.engine,
                     }
                     for loc in gw.fleet.locations(model_id)
                 ],

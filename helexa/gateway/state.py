@@ -68,6 +68,7 @@ class ModelLocation:
     capabilities: list[str] = field(default_factory=list)
     path: str | None = None  # as requested at load (None: not given, or not reported)
     revision: str | None = None
+    engine: str = "transformers"
 
     @classmethod
     def from_wire(cls, neuron: str, info: ModelInfo) -> ModelLocation:
@@ -88,6 +89,7 @@ class ModelLocation:
             capabilities=list(info.capabilities),
             path=info.path,
             revision=info.revision,
+            engine=info.engine,
         )
 
     @property
@@ -123,6 +125,7 @@ class ModelLocation:
             "context_length": self.context_length,
             "error": self.error,
             "capabilities": self.capabilities,
+            "engine": self.engine,
         }
 
 

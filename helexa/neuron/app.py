@@ -102,6 +102,8 @@ async def preload(state: NeuronState, entry: PreloadEntry) -> None:
         devices=entry.devices,
         context_length=entry.context_length,
         sampling=entry.sampling,
+        engine=entry.engine,
+        command=entry.command,
     )
     attempt = 0
     while True:

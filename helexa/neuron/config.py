@@ -49,6 +49,16 @@ class DevicesSection(StrictModel):
     max_memory_mb: int = Field(default=0, ge=0)  # cap per device, CPU included; 0 = no cap
 
 
+class EnginesSection(StrictModel):
+    """The server engines (docs/neuron.md "Engines")."""
+
+    # llama.cpp's server: a path, or a name looked up on PATH. `make` builds one into
+    # .cache/llama.cpp/bin/llama-server.
+    llama_server: str = "llama-server"
+    start_timeout: Duration = 300.0  # until the started server answers as ready
+    stop_timeout: Duration = 10.0  # TERM, then KILL after this long
+
+
 class PreloadEntry(StrictModel):
     model: str
     path: RelativePath | None = None
@@ -57,11 +67,14 @@ class PreloadEntry(StrictModel):
     devices: int | None = Field(default=None, ge=1)
     context_length: int | None = Field(default=None, ge=1)
     sampling: dict[str, Any] | None = None
+    engine: Literal["transformers", "llama.cpp", "command"] | None = None
+    command: str | None = None
 
 
 class NeuronConfig(StrictModel):
     neuron: NeuronSection = Field(default_factory=NeuronSection)
     devices: DevicesSection = Field(default_factory=DevicesSection)
+    engines: EnginesSection = Field(default_factory=EnginesSection)
     preload: list[PreloadEntry] = Field(default_factory=list)
 
     def read_token(self) -> str | None:

@@ -62,6 +62,11 @@ def engine_loader(
                 gpus_when_nvml_fails=placement.torch_devices,
             )
             budget = memory_budget(report.devices, config.devices.reserve_mb)
+            if request.engine in ("llama.cpp", "command"):
+                from helexa.neuron.engines.start import start_server
+
+                served: ServingModel = start_server(request, config, budget)
+                return served
             model: ServingModel = loader.load(load_spec(request, config), budget)
             return model
 

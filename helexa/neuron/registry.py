@@ -32,8 +32,10 @@ class ServingModel(Protocol):
     tokenizer: Any
     dtype: str
     devices: list[int]
-    memory_mb: int
     context_length: int
+
+    @property
+    def memory_mb(self) -> int: ...  # a server engine measures it on every read
 
     def stream(self, prompt_ids: list[int], params: Any) -> AsyncIterator[int]: ...
 
@@ -94,6 +96,7 @@ class ModelEntry:
             revision=self.request.revision,
             format=getattr(m, "weights_format", None),
             quantization=getattr(m, "quantization", None),
+            engine=self.request.engine or "transformers",
         )
 
 
@@ -232,8 +235,27 @@ class Registry:
         entry.loaded_at = entry.last_used_at = time.time()
         entry.state, entry.error = "loaded", None
         self._count_load("loaded", entry.load_seconds)
+        self._watch(entry, model)
         log.info("loaded %s in %.2fs (%d MB)", request.model, entry.load_seconds, model.memory_mb)
         return entry
+
+    def _watch(self, entry: ModelEntry, model: ServingModel) -> None:
+        """A server engine's process that dies unasked makes its model `failed` (with the
+        server's last log lines), so the reconciler loads it again like any failed load."""
+        watch = getattr(model, "on_unexpected_exit", None)
+        if watch is None:
+            return
+        loop = asyncio.get_running_loop()
+        watch(lambda reason: loop.call_soon_threadsafe(self._crashed, entry, model, reason))
+
+    def _crashed(self, entry: ModelEntry, model: ServingModel, reason: str) -> None:
+        if entry.model is not model or self._entries.get(entry.id) is not entry:
+            return  # already unloaded or replaced
+        log.warning("%s failed: %s", entry.id, reason)
+        entry.state, entry.error, entry.model = "failed", reason, None
+        for gen in list(entry.generations):
+            gen.abort()
+        self._count_load("failed", None)
 
     def _count_load(self, result: str, seconds: float | None) -> None:
         if self._on_load is not None:

@@ -20,6 +20,9 @@ from starlette.routing import Route
 from helexa import __version__
 from helexa.errors import BadRequest
 from helexa.neuron.chat import chat_prompt_ids, completion_prompt_ids, template_message
+from helexa.neuron.engines.launch import check_engine
+from helexa.neuron.engines.relay import count_tokens
+from helexa.neuron.engines.served import ServedModel
 from helexa.neuron.hardware import discover
 from helexa.neuron.http import parse_body, validation_error
 from helexa.neuron.metrics import CONTENT_TYPE
@@ -79,6 +82,7 @@ async def load(request: Request) -> Response:
     state = neuron_state(request)
     # Checked, not rewritten: the path stays as requested (the reconciler compares it).
     confined_path(body.path, state.config.neuron)
+    check_engine(body)  # a bad engine request is a 400 that leaves /models as it was
     entry = await state.registry.load(body)
     return _json(entry.info())
 
@@ -96,6 +100,8 @@ async def tokenize(request: Request) -> Response:
         raise BadRequest("give messages or prompt to count", param="messages")
     state = neuron_state(request)
     entry = state.registry.entry(body.model)
+    if entry is not None and isinstance(entry.model, ServedModel):
+        return _json(TokenizeResponse(count=await count_tokens(entry.model, body)))
     if entry is not None and entry.model is not None and body.path in (None, entry.request.path):
         # The loaded copy's tokenizer (a GGUF's takes seconds to rebuild from the file).
         tokenizer = entry.model.tokenizer

@@ -32,6 +32,8 @@ from helexa.neuron.chat import (
     resolve_sampling,
 )
 from helexa.neuron.engine.spec import SamplingParams
+from helexa.neuron.engines.relay import relay
+from helexa.neuron.engines.served import ServedModel
 from helexa.neuron.generate import Outcome, Piece, generate
 from helexa.neuron.http import parse_body
 from helexa.neuron.metrics import NeuronMetrics
@@ -93,6 +95,26 @@ class SlotResponse(StreamingResponse):
             await self._release()
 
 
+def _served_by_server(state: NeuronState, body: SamplingFields) -> ModelEntry | None:
+    """The model's entry when a server engine runs it (checked like any other model)."""
+    entry = state.registry.entry(body.model)
+    if entry is None or not isinstance(entry.model, ServedModel):
+        return None
+    check_n(body)
+    return state.registry.servable(body.model)
+
+
+async def models_list(request: Request) -> Response:
+    """GET /v1/models: the loaded models, OpenAI-shaped (what an OpenAI client or a
+    parent neuron running this one as a `command` engine asks first)."""
+    infos = [i for i in neuron_state(request).registry.infos() if i.state == "loaded"]
+    data = [
+        {"id": i.id, "object": "model", "created": int(i.loaded_at or 0), "owned_by": "helexa"}
+        for i in infos
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
 def _prepare(state: NeuronState, body: SamplingFields, kind: str, limit: int | None) -> Job:
     check_n(body)
     entry = state.registry.servable(body.model)
@@ -137,6 +159,9 @@ async def completions(request: Request) -> Response:
 async def _serve(request: Request, body: SamplingFields, kind: str, limit: int | None) -> Response:
     state = neuron_state(request)
     metrics = state.metrics
+    served = _served_by_server(state, body)
+    if served is not None:  # llama.cpp / command engine: its server does the work
+        return await relay(request, state, served, kind, bool(body.stream), _unless_disconnected)
     try:
         job = _prepare(state, body, kind, limit)
         slot = contextlib.AsyncExitStack()
@@ -363,6 +388,7 @@ async def _completion_frames(
 
 
 ROUTES = [
+    Route("/v1/models", models_list, methods=["GET"]),
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
 ]

@@ -15,6 +15,9 @@ PRIORITY_HEADER = "x-helexa-priority"
 ModelState = Literal["loading", "loaded", "unloading", "failed"]
 DeviceKind = Literal["cuda", "cpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+# Who runs a model: helexa's in-process torch engine, llama.cpp's server, or any
+# OpenAI-compatible server started from a command template (docs/neuron.md "Engines").
+EngineName = Literal["transformers", "llama.cpp", "command"]
 
 
 class Health(WireModel):
@@ -73,6 +76,7 @@ class ModelInfo(WireModel):
     # What the weights were read from: "safetensors" or "gguf" (dequantized to `dtype`).
     format: str | None = None
     quantization: str | None = None  # the GGUF file's type, e.g. "Q4_1"; None = not quantized
+    engine: EngineName = "transformers"
 
 
 class ModelsList(WireModel):
@@ -88,6 +92,8 @@ class LoadRequest(WireModel):
     devices: int | None = None
     context_length: int | None = None
     sampling: dict[str, Any] | None = None
+    engine: EngineName | None = None  # None = "transformers"
+    command: str | None = None  # the template, for engine = "command"
 
 
 class UnloadRequest(WireModel):

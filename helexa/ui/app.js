@@ -129,6 +129,7 @@ function modelRow(model, stats, details, decisions, now) {
     "tr",
     { "data-model": model.id, "data-state": state },
     name,
+    el("td", { class: "wide-only" }, model.engine || "transformers"),
     el("td", {}, where),
     el("td", { class: "num" }, busy ? String(busy) : "idle"),
     el("td", { class: "num" }, rate(stats && stats.requests_per_s)),

@@ -32,6 +32,7 @@ EXPECTED = {
     "keys": ["## Named keys on the hot path"],
     "translation": ["## translation", "Anthropic Messages"],
     "reconcile": ["## reconcile"],
+    "engines": ["## engines", "llama-server direct", "Through helexa / direct"],
 }
 
 

@@ -230,3 +230,47 @@ def test_rejected(
     assert error.file == path
     for word in words:
         assert word in error.message
+
+
+ENGINES = """
+[[models]]
+id = "smol"
+path = "smol.gguf"
+engine = "llama.cpp"
+
+[[models]]
+id = "served"
+engine = "command"
+command = "vllm serve {path} --port {port} --served-model-name {model}"
+"""
+
+
+def test_engines_reach_the_load_request(write_toml: WriteToml) -> None:
+    models = load_toml(write_toml("models.toml", ENGINES), ModelsConfig)
+    smol, served = models.get("smol"), models.get("served")
+    assert smol is not None and served is not None
+    assert smol.load_request().engine == "llama.cpp" and smol.load_request().command is None
+    assert served.load_request().command == served.command
+    default = ModelsConfig.model_validate({"models": [{"id": "x"}]}).models[0]
+    assert default.engine == "transformers" and default.load_request().engine is None
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (_M + 'engine = "command"\n', ["needs a `command` template"]),
+        (_M + 'engine = "command"\ncommand = "srv {path}"\n', ["must pass {port}"]),
+        (_M + 'engine = "command"\ncommand = "srv {port} {gpu}"\n', ["unknown placeholder {gpu}"]),
+        (_M + 'command = "srv {port}"\n', ['only used with engine = "command"']),
+        (_M + 'engine = "llama.cpp"\n', ["needs `path`"]),
+        (_M + 'engine = "vllm"\n', ["'llama.cpp'"]),
+    ],
+)
+def test_engine_mistakes_are_located(write_toml: WriteToml, text: str, words: list[str]) -> None:
+    path = write_toml("models.toml", text)
+    with pytest.raises(ConfigErrors) as caught:
+        load_toml(path, ModelsConfig)
+    [error] = caught.value.errors
+    assert error.file == path and error.line is not None and error.key.startswith("models[0]")
+    for word in words:
+        assert word in error.message

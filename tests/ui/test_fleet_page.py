@@ -54,7 +54,11 @@ async def test_fleet_page_shows_the_fleet_and_follows_a_load(
             )
         await page.wait_for(row(SPARE_MODEL, "loaded"))
         await page.wait_for("!!document.querySelector('[data-decision=load]')")
-        rate = f"tr[data-model={json.dumps(SPARE_MODEL)}] td:nth-child(4)"
+        engine = f"tr[data-model={json.dumps(SPARE_MODEL)}] td:nth-child(2)"
+        assert await page.evaluate(f"document.querySelector('{engine}').innerText") == (
+            "transformers"
+        )
+        rate = f"tr[data-model={json.dumps(SPARE_MODEL)}] td:nth-child(5)"
         await page.wait_for(f"!['–', '0.00'].includes(document.querySelector('{rate}').innerText)")
         await page.screenshot(artefacts() / "ui-fleet.png")
 
