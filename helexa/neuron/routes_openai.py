@@ -37,6 +37,7 @@ from helexa.neuron.metrics import NeuronMetrics
 from helexa.neuron.registry import ModelEntry
 from helexa.neuron.sse import sse_stream
 from helexa.neuron.state import NeuronState, neuron_state
+from helexa.neuron.structured import constrained_params
 from helexa.protocol.openai import (
     AssistantMessage,
     ChatChoice,
@@ -70,6 +71,7 @@ class Job:
     stops: list[str]
     response_id: str
     created: int
+    single_tool_call: bool = False  # parallel_tool_calls: false
 
 
 class SlotResponse(StreamingResponse):
@@ -110,6 +112,10 @@ def _prepare(state: NeuronState, body: SamplingFields, kind: str, limit: int | N
         entry.generation_config,
         frozenset(getattr(model, "eos_token_ids", frozenset())),
     )
+    single_tool_call = False
+    if isinstance(body, ChatCompletionRequest):
+        params = constrained_params(params, body, model)
+        single_tool_call = body.parallel_tool_calls is False
     prefix = "chatcmpl" if kind == "chat" else "cmpl"
     return Job(
         kind,
@@ -119,6 +125,7 @@ def _prepare(state: NeuronState, body: SamplingFields, kind: str, limit: int | N
         body.stop_strings() or _default_stops(entry.sampling_defaults),
         f"{prefix}-{uuid.uuid4().hex}",
         int(time.time()),
+        single_tool_call,
     )
 
 
@@ -156,6 +163,7 @@ async def _serve(request: Request, body: SamplingFields, kind: str, limit: int |
             job.params,
             job.stops,
             parse_output=kind == "chat",
+            single_tool_call=job.single_tool_call,
         ),
     )
     if not body.stream:

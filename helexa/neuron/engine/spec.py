@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from helexa.neuron.engine.constraint import Grammar
 
 DtypeName = Literal["auto", "bfloat16", "float16", "float32"]
 
@@ -20,6 +23,7 @@ class SamplingParams:
     seed: int | None = None
     min_new_tokens: int = 0
     stop_token_ids: frozenset[int] = frozenset()  # eos ids; a hit ends the sequence
+    grammar: Grammar | None = None  # constrained decoding (constraint.py); None = free
 
     @property
     def greedy(self) -> bool:
