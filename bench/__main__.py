@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-SECTIONS = ("neuron", "coldload", "gateway", "translation", "reconcile")
+SECTIONS = ("neuron", "structured", "coldload", "gateway", "translation", "reconcile")
 REPO = Path(__file__).resolve().parent.parent
 FULL_OUT = REPO / "docs" / "benchmarks.md"
 QUICK_OUT = REPO / ".cache" / "benchmarks-quick.md"
