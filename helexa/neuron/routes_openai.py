@@ -37,7 +37,7 @@ from helexa.neuron.metrics import NeuronMetrics
 from helexa.neuron.registry import ModelEntry
 from helexa.neuron.sse import sse_stream
 from helexa.neuron.state import NeuronState, neuron_state
-from helexa.neuron.structured import constrained_params
+from helexa.neuron.structured import constrained_params, wants_grammar
 from helexa.protocol.openai import (
     AssistantMessage,
     ChatChoice,
@@ -143,7 +143,12 @@ async def _serve(request: Request, body: SamplingFields, kind: str, limit: int |
     state = neuron_state(request)
     metrics = state.metrics
     try:
-        job = _prepare(state, body, kind, limit)
+        if isinstance(body, ChatCompletionRequest) and wants_grammar(body):
+            # Compiling a grammar (and, once per model, the tokenizer's view) takes
+            # milliseconds to a second: off the event loop.
+            job = await asyncio.to_thread(_prepare, state, body, kind, limit)
+        else:
+            job = _prepare(state, body, kind, limit)
         slot = contextlib.AsyncExitStack()
         started = time.monotonic()
         generation = await slot.enter_async_context(state.registry.generation(job.entry))
