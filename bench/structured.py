@@ -44,7 +44,7 @@ SCHEMA = {
 
 async def run(quick: bool) -> str:
     size = "tiny" if quick else "small"
-    reps = 2 if quick else 3
+    reps = 2 if quick else 5
     budget = memory_budget(discover().devices, reserve_mb=0)
     loaded = await asyncio.to_thread(load, LoadSpec(f"helexa-{size}", path=model_dir(size)), budget)
     tables = [await _tables(loaded, f"helexa-{size} (random weights)", reps)]
