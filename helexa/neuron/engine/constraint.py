@@ -77,7 +77,7 @@ def grammars_for(tokenizer: Any, vocab_size: int, eos_ids: Iterable[int]) -> Tok
     eos = frozenset(eos_ids)
     with _cache_lock:
         found = _cache.get(tokenizer)
-        if found is None or found.vocab_size != vocab_size:
+        if found is None or (found.vocab_size, found.eos_ids) != (vocab_size, sorted(eos)):
             found = _cache[tokenizer] = TokenizerGrammars(tokenizer, vocab_size, eos)
         return found
 
