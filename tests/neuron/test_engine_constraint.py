@@ -134,3 +134,23 @@ def test_a_schema_the_library_cannot_enforce_names_the_keyword(engine: LoadedMod
     with pytest.raises(BadRequest) as info:
         grammar_of(engine, {"type": "object", "properties": {"a": {"$dynamicRef": "#x"}}})
     assert "$dynamicRef" in str(info.value) and info.value.param == "schema"
+
+
+def test_masks_of_a_vocabulary_wider_than_one_chunk_match_the_library_bits(
+    engine: LoadedModel,
+) -> None:
+    vocab = 40_000  # 3 chunks; ids past the tokenizer's own are padding, never allowed
+    grammars = grammars_for(engine.tokenizer, vocab, engine.eos_token_ids)
+    grammar = grammars.compile(json_schema_grammar({"type": "string", "maxLength": 3}), "s")
+
+    class Row:
+        constraint = grammar.start()
+
+    row = Row()
+    for token in engine.tokenizer.encode('"a', add_special_tokens=False):
+        bits = row.constraint.matcher.compute_bitmask()
+        expected = {i for i in range(vocab) if bits[i // 8] >> (i % 8) & 1}
+        logits = torch.zeros(1, vocab)
+        mask_logits(logits, [row])
+        assert set(torch.isfinite(logits[0]).nonzero().flatten().tolist()) == expected
+        advance([row], [token])
