@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 # What each section must show: its heading and the ratio/target rows it exists for.
 EXPECTED = {
     "neuron": ["## neuron engine", "### single stream", "ratio", "### time to first token"],
+    "structured": ["## constrained decoding", "constrained | free | ratio", "(4 constrained)"],
     "coldload": ["## cold load", "POST /models/load", "<= 1.2x ("],
     "gateway": [
         "## Gateway overhead",
