@@ -28,6 +28,7 @@ import psutil
 SECTIONS = (
     "neuron",
     "realmodel",
+    "structured",
     "coldload",
     "gateway",
     "keys",

@@ -42,8 +42,12 @@ async def generate(
     params: SamplingParams,
     stops: list[str],
     parse_output: bool,
+    single_tool_call: bool = False,
 ) -> AsyncIterator[Piece | Outcome]:
-    """Pieces as tokens decode, then one Outcome. Closing it stops the engine sequence."""
+    """Pieces as tokens decode, then one Outcome. Closing it stops the engine sequence.
+
+    `single_tool_call` (parallel_tool_calls: false) ends the output after its first call.
+    """
     model = entry.model
     assert model is not None
     text = TextPipeline(model.tokenizer, prompt_ids, stops, parse_output)
@@ -62,6 +66,8 @@ async def generate(
             if piece:
                 yield piece
             if text.stopped or generation.aborted.is_set():
+                break
+            if single_tool_call and text.saw_tool_call:
                 break
     finally:
         await aclose(tokens)

@@ -40,6 +40,7 @@ from helexa.neuron.metrics import NeuronMetrics
 from helexa.neuron.registry import ModelEntry
 from helexa.neuron.sse import sse_stream
 from helexa.neuron.state import NeuronState, neuron_state
+from helexa.neuron.structured import constrained_params, wants_grammar
 from helexa.protocol.neuron import PRIORITY_HEADER
 from helexa.protocol.openai import (
     AssistantMessage,
@@ -74,6 +75,7 @@ class Job:
     stops: list[str]
     response_id: str
     created: int
+    single_tool_call: bool = False  # parallel_tool_calls: false
 
 
 class SlotResponse(StreamingResponse):
@@ -134,6 +136,10 @@ def _prepare(state: NeuronState, body: SamplingFields, kind: str, limit: int | N
         entry.generation_config,
         frozenset(getattr(model, "eos_token_ids", frozenset())),
     )
+    single_tool_call = False
+    if isinstance(body, ChatCompletionRequest):
+        params = constrained_params(params, body, model)
+        single_tool_call = body.parallel_tool_calls is False
     prefix = "chatcmpl" if kind == "chat" else "cmpl"
     return Job(
         kind,
@@ -143,6 +149,7 @@ def _prepare(state: NeuronState, body: SamplingFields, kind: str, limit: int | N
         body.stop_strings() or _default_stops(entry.sampling_defaults),
         f"{prefix}-{uuid.uuid4().hex}",
         int(time.time()),
+        single_tool_call,
     )
 
 
@@ -163,7 +170,12 @@ async def _serve(request: Request, body: SamplingFields, kind: str, limit: int |
     if served is not None:  # llama.cpp / command engine: its server does the work
         return await relay(request, state, served, kind, bool(body.stream), _unless_disconnected)
     try:
-        job = _prepare(state, body, kind, limit)
+        if isinstance(body, ChatCompletionRequest) and wants_grammar(body):
+            # Compiling a grammar (and, once per model, the tokenizer's view) takes
+            # milliseconds to a second: off the event loop.
+            job = await asyncio.to_thread(_prepare, state, body, kind, limit)
+        else:
+            job = _prepare(state, body, kind, limit)
         slot = contextlib.AsyncExitStack()
         started = time.monotonic()
         priority = priority_of(request.headers.get(PRIORITY_HEADER))
@@ -184,6 +196,7 @@ async def _serve(request: Request, body: SamplingFields, kind: str, limit: int |
             job.params,
             job.stops,
             parse_output=kind == "chat",
+            single_tool_call=job.single_tool_call,
         ),
     )
     if not body.stream:

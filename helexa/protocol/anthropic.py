@@ -124,6 +124,16 @@ class Metadata(WireModel):
     user_id: str | None = None
 
 
+class JSONOutputFormat(WireModel):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(WireModel):
+    format: JSONOutputFormat | None = None
+    effort: str | None = None  # accepted and ignored: a local model has one effort
+
+
 class PromptFields(WireModel):
     """What decides the prompt: shared by /v1/messages and /v1/messages/count_tokens."""
 
@@ -143,6 +153,15 @@ class MessagesRequest(PromptFields):
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=0)
     metadata: Metadata | None = None
+    output_config: OutputConfig | None = None
+    # Accepted and ignored on purpose (docs/dialects.md says why for each): they steer
+    # Anthropic's own service (prompt cache, tiers, fast mode, code containers, region,
+    # diagnostics) and have no counterpart on a neuron.
+    cache_control: dict[str, Any] | None = None
+    service_tier: str | None = None
+    speed: str | None = None
+    container: str | dict[str, Any] | None = None
+    inference_geo: str | None = None
 
 
 class CountTokensRequest(PromptFields):

@@ -84,6 +84,8 @@ class ChatCompletionRequest(SamplingFields):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     tools: list[Tool] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None  # checked by neuron/structured.py
     chat_template_kwargs: dict[str, Any] | None = None
 
     def token_limit(self) -> int | None:

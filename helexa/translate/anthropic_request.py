@@ -31,6 +31,7 @@ from helexa.protocol.anthropic import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from helexa.translate.output_format import anthropic_response_format
 from helexa.translate.validation import parse_body
 
 OpenAIMessage = dict[str, Any]
@@ -64,6 +65,7 @@ def translate_request(request: MessagesRequest) -> dict[str, Any]:
         out["stop"] = list(request.stop_sequences)
     if request.metadata is not None and request.metadata.user_id is not None:
         out["user"] = request.metadata.user_id
+    out.update(anthropic_response_format(request))
     out["stream"] = request.stream
     if request.stream:
         # Anthropic reports usage at the end of every stream; OpenAI only when asked.

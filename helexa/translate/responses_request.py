@@ -36,6 +36,7 @@ from helexa.protocol.responses import (
     Refusal,
     ResponsesRequest,
 )
+from helexa.translate.output_format import responses_response_format
 from helexa.translate.responses_tools import (
     chat_tool_choice,
     chat_tools,
@@ -86,6 +87,7 @@ def translate_request(request: ResponsesRequest) -> dict[str, Any]:
     out["chat_template_kwargs"] = {"enable_thinking": effort in THINKING_EFFORTS}
     extra = request.model_extra or {}
     out.update({key: extra[key] for key in SAMPLING_EXTENSIONS if key in extra})
+    out.update(responses_response_format(extra.get("text")))
     out["stream"] = request.stream
     if request.stream:
         out["stream_options"] = {"include_usage": True}  # usage ends every Responses stream

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "neuron": ["## neuron engine", "### single stream", "ratio", "### time to first token"],
     "realmodel": ["## real model (SmolLM2-135M-Instruct, GGUF)", "raw `model.generate`"],
+    "structured": ["## constrained decoding", "constrained | free | ratio", "(4 constrained)"],
     "coldload": ["## cold load", "POST /models/load", "<= 1.2x ("],
     "gateway": [
         "## Gateway overhead",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from helexa.neuron.engine.constraint import Grammar
 
 DtypeName = Literal["auto", "bfloat16", "float16", "float32"]
 
@@ -22,6 +25,7 @@ class SamplingParams:
     min_p: float = 0.0  # drop tokens below min_p x the top probability; 0 = off
     repetition_penalty: float = 1.0  # HF's rule over prompt + generated ids; 1 = off
     stop_token_ids: frozenset[int] = frozenset()  # eos ids; a hit ends the sequence
+    grammar: Grammar | None = None  # constrained decoding (constraint.py); None = free
 
     @property
     def greedy(self) -> bool:

@@ -41,6 +41,7 @@ import torch
 
 from helexa.errors import APIError, GenerationFailed, ModelUnloading, Overloaded
 from helexa.neuron.engine.batch import DecodeBatch, decode_step, keep_rows, merge
+from helexa.neuron.engine.constraint import RowConstraint, advance, mask_logits
 from helexa.neuron.engine.kv import batchable
 from helexa.neuron.engine.oom import free_cached_memory, is_out_of_memory
 from helexa.neuron.engine.prefill import prefill
@@ -68,6 +69,12 @@ class Sequence:
     sampler: RowSampler
     loop: asyncio.AbstractEventLoop
     outbox: asyncio.Queue[Delivery] = field(default_factory=asyncio.Queue)
+    constraint: RowConstraint | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        grammar = self.sampler.params.grammar
+        if grammar is not None:
+            self.constraint = grammar.start()
 
     @property
     def length(self) -> int:
@@ -219,6 +226,7 @@ class EngineWorker:
         failure: APIError | None = None
         try:
             newcomers, logits = prefill(self._model, [s.prompt_ids for s in joining], self._device)
+            mask_logits(logits, joining)
             chosen, ids = next_tokens(logits, [s.sampler for s in joining])
         except Exception as exc:  # fails the newcomers only; the running batch goes on
             log.exception("prefill failed")
@@ -249,6 +257,7 @@ class EngineWorker:
         failure: APIError | None = None
         try:
             logits = decode_step(self._model, self._batch)
+            mask_logits(logits, self._running)
             chosen, ids = next_tokens(logits, [s.sampler for s in self._running])
         except Exception as exc:  # the batch's cache is now suspect: fail it, keep the thread
             log.exception("decode step failed")
@@ -263,6 +272,7 @@ class EngineWorker:
 
     def _deliver_and_retire(self, sequences: list[Sequence], tokens: list[int]) -> None:
         """Hand each sequence its token; drop the sequences that ended from the batch."""
+        advance(sequences, tokens)
         posts: dict[asyncio.AbstractEventLoop, list[tuple[Sequence, Delivery]]]
         posts = defaultdict(list)
         finished: set[int] = set()
