@@ -1,4 +1,4 @@
-"""fleet.toml: the gateway, eviction and reconcile settings, and the neurons (DESIGN §4)."""
+"""fleet.toml: gateway, eviction and reconcile settings, neurons (docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class GatewayConfig(StrictModel):
     usage_log: RelativePath | None = None
     usage_log_max_mb: int = Field(default=64, ge=1)
     usage_log_keep: int = Field(default=5, ge=0)
-    # Operator knobs beyond DESIGN §4, documented in docs/configuration.md.
+    # Operator knobs beyond the core schema, documented in docs/configuration.md.
     poll_interval: Duration = 2.0
     unhealthy_after: int = Field(default=3, ge=1)
     connect_timeout: Duration = 5.0

@@ -1,4 +1,4 @@
-"""models.toml: what to serve, how, and under which names (DESIGN §4)."""
+"""models.toml: what to serve, how, and under which names (docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `/v1/models` catalogue (DESIGN section 6): models.toml x observed fleet, pure.
+"""The `/v1/models` catalogue (docs/gateway.md): models.toml x observed fleet, pure.
 
 Listed: every models.toml entry (file order), every model some neuron holds
 that models.toml does not know (sorted), then every exact alias as its own

@@ -1,4 +1,4 @@
-"""cortex_* metrics (DESIGN section 10), on a per-gateway registry.
+"""cortex_* metrics (docs/gateway.md, metrics), on a per-gateway registry.
 
 Each gateway owns its own `CollectorRegistry` so several gateways can run in
 one process (tests, bench). Counters and histograms are fed by the request

@@ -1,4 +1,4 @@
-"""Placement and eviction (DESIGN section 7): pure functions over FleetState.
+"""Placement and eviction (docs/gateway.md, placement): pure functions over FleetState.
 
 - feasible: healthy, managed (kind="neuron"), inside the model's `neurons`
   affinity, not already holding it, and `devices` devices each with at least

@@ -1,4 +1,4 @@
-"""Routing steps 1-4 of DESIGN section 6 as pure functions over FleetState.
+"""Routing steps 1-4 (docs/gateway.md, routing) as pure functions over FleetState.
 
 1. resolve the client's name (models.toml id, alias, pattern, or an id some
    neuron holds that models.toml does not know);

@@ -1,4 +1,4 @@
-"""Anthropic routes: `/v1/messages` and `/v1/messages/count_tokens` (DESIGN section 6).
+"""Anthropic routes: `/v1/messages` and `/v1/messages/count_tokens` (docs/gateway.md).
 
 Translation is helexa.translate (pure); this module only moves bytes: the
 Messages request becomes an OpenAI chat completion that takes the same

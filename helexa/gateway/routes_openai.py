@@ -1,4 +1,4 @@
-"""OpenAI routes: the model catalogue and the proxied completions (DESIGN section 6)."""
+"""OpenAI routes: the model catalogue and the proxied completions (docs/gateway.md)."""
 
 from __future__ import annotations
 

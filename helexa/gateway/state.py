@@ -1,7 +1,7 @@
 """The gateway's observed fleet state: plain dataclasses, no I/O.
 
-Everything here is re-learnable by polling the neurons (DESIGN section 2:
-the gateway keeps no state a restart would lose). The poller feeds wire
+Everything here is re-learnable by polling the neurons (the gateway
+keeps no state a restart would lose). The poller feeds wire
 models in through the `apply_*` / `record_*` methods; router, placement and
 catalogue read it. Fields that only say *when* we looked (`last_poll_at`)
 or what we decided (`decisions`) are excluded from equality, so a fleet

@@ -1,4 +1,4 @@
-"""neuron.toml: the per-host daemon's configuration (DESIGN section 4).
+"""neuron.toml: the per-host daemon's configuration (docs/neuron.md).
 
 Strict like every helexa config file: unknown keys are errors naming
 file:line:key, relative paths resolve against the file that holds them,

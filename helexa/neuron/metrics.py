@@ -1,4 +1,4 @@
-"""neuron_* Prometheus metrics (DESIGN section 10).
+"""neuron_* Prometheus metrics (docs/neuron.md, metrics).
 
 Counters and histograms are updated on the request path; per-model gauges
 (memory, in-flight, queue, state) are read from the registry at scrape time

@@ -1,4 +1,4 @@
-"""The neuron's own API (DESIGN section 5): the contract between neuron and gateway."""
+"""The neuron's own API (docs/neuron.md): the contract between neuron and gateway."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Placement and eviction: table rows for every rule of DESIGN section 7."""
+"""Placement and eviction: table rows for every placement rule (docs/gateway.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""neuron.toml: every key of DESIGN section 4, strictness, paths, durations."""
+"""neuron.toml: every key of docs/neuron.md, strictness, paths, durations."""
 
 from __future__ import annotations
 
