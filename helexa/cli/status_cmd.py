@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,34 +21,20 @@ from rich.live import Live
 from rich.text import Text
 
 from helexa.cli import status_view
-
-DEFAULT_GATEWAY = "http://127.0.0.1:31313"
-API_KEY_ENV = "HELEXA_API_KEY"
-KEY_HINT = f"set ${API_KEY_ENV}, or pass --api-key-file FILE (a file holding the key)"
-FETCH_TIMEOUT_S = 10.0
+from helexa.cli.gateway_args import (
+    FETCH_TIMEOUT_S,
+    ApiKeyUnreadable,
+    add_gateway_arguments,
+    refusal,
+    resolve_api_key,
+)
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "status", help="show neurons, devices, models, decisions and the reconcile state"
     )
-    p.add_argument(
-        "--gateway",
-        default=os.environ.get("HELEXA_GATEWAY_URL", DEFAULT_GATEWAY),
-        help=f"gateway URL (default: $HELEXA_GATEWAY_URL or {DEFAULT_GATEWAY})",
-    )
-    key = p.add_mutually_exclusive_group()
-    key.add_argument(
-        "--api-key-file",
-        type=Path,
-        metavar="FILE",
-        help=f"read the gateway's API key from FILE (or set ${API_KEY_ENV})",
-    )
-    key.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help=f"the gateway's API key (visible in `ps`: prefer ${API_KEY_ENV} or --api-key-file)",
-    )
+    add_gateway_arguments(p)
     p.add_argument("--json", action="store_true", help="print /admin/fleet as JSON")
     p.add_argument(
         "--watch",
@@ -77,30 +61,6 @@ def fetch_fleet(
         return fleet
 
 
-class ApiKeyUnreadable(Exception):
-    """The API key could not be read (named file missing or empty)."""
-
-
-def resolve_api_key(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """The key and where it came from: --api-key-file, --api-key, then $HELEXA_API_KEY."""
-    path: Path | None = getattr(args, "api_key_file", None)
-    if path is not None:
-        try:
-            key = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            why = exc.strerror or exc
-            raise ApiKeyUnreadable(f"cannot read --api-key-file {path}: {why}") from exc
-        if not key:
-            raise ApiKeyUnreadable(f"--api-key-file {path} is empty")
-        return key, f"--api-key-file {path}"
-    if args.api_key:
-        return str(args.api_key), "--api-key"
-    env_key = os.environ.get(API_KEY_ENV, "").strip()
-    if env_key:
-        return env_key, f"${API_KEY_ENV}"
-    return None, None
-
-
 def run(
     args: argparse.Namespace,
     transport: httpx.BaseTransport | None = None,
@@ -117,7 +77,7 @@ def run(
     try:
         fleet = fetch_fleet(args.gateway, args.api_key, transport)
     except httpx.HTTPError as exc:
-        print(f"helexa status: {_unreachable(args, exc)}", file=sys.stderr)
+        print(f"helexa status: {refusal(args, exc, '/admin/fleet')}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(fleet, indent=2))
@@ -153,19 +113,7 @@ def _frame(
     try:
         fleet = fetch_fleet(args.gateway, args.api_key, transport)
     except httpx.HTTPError as exc:
-        return Text(_unreachable(args, exc) + " (retrying)", "red")
+        return Text(refusal(args, exc, "/admin/fleet") + " (retrying)", "red")
     if args.json:
         return Text(json.dumps(fleet, indent=2))
     return status_view.build(fleet, console.width, time.time())
-
-
-def _unreachable(args: argparse.Namespace, exc: httpx.HTTPError) -> str:
-    where = f"cannot read {args.gateway}/admin/fleet"
-    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (401, 403):
-        source = getattr(args, "api_key_source", None)
-        if source is None:
-            return f"{where}: the gateway needs an API key; {KEY_HINT}"
-        return f"{where}: the gateway refused the API key from {source}; {KEY_HINT}"
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"{where}: HTTP {exc.response.status_code} {exc.response.text[:200]}".rstrip()
-    return f"{where}: {exc}"

@@ -1,5 +1,7 @@
 """`helexa usage [--window 1h] [--key NAME] [--json]`: per-key usage from a running gateway.
 
+The gateway and its key are given as for `helexa status` (helexa.cli.gateway_args).
+
 Reads `GET /admin/usage`; the table is rendered by `render_usage` (pure).
 """
 
@@ -7,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 import httpx
 
-from helexa.cli.status_cmd import DEFAULT_GATEWAY, FETCH_TIMEOUT_S
+from helexa.cli.gateway_args import (
+    FETCH_TIMEOUT_S,
+    ApiKeyUnreadable,
+    add_gateway_arguments,
+    refusal,
+    resolve_api_key,
+)
 
 COLUMNS = ("requests", "errors", "input_tokens", "output_tokens", "cached_tokens")
 
@@ -22,12 +29,7 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "usage", help="requests and tokens per API key and model (from the gateway)"
     )
-    p.add_argument(
-        "--gateway",
-        default=os.environ.get("HELEXA_GATEWAY_URL", DEFAULT_GATEWAY),
-        help=f"gateway URL (default: $HELEXA_GATEWAY_URL or {DEFAULT_GATEWAY})",
-    )
-    p.add_argument("--api-key", default=os.environ.get("HELEXA_API_KEY"), help="($HELEXA_API_KEY)")
+    add_gateway_arguments(p)
     p.add_argument("--window", default="1h", help="how far back: 90s, 30m, 1h, 24h (default 1h)")
     p.add_argument("--key", help="one key's usage only (by name)")
     p.add_argument("--json", action="store_true", help="print /admin/usage as JSON")
@@ -55,12 +57,14 @@ def fetch_usage(
 
 def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) -> int:
     try:
+        args.api_key, args.api_key_source = resolve_api_key(args)
+    except ApiKeyUnreadable as exc:
+        print(f"helexa usage: {exc}", file=sys.stderr)
+        return 2
+    try:
         usage = fetch_usage(args.gateway, args.api_key, args.window, args.key, transport)
-    except httpx.HTTPStatusError as exc:
-        print(f"helexa usage: {args.gateway} answered {exc.response.text}", file=sys.stderr)
-        return 1
     except httpx.HTTPError as exc:
-        print(f"helexa usage: cannot reach {args.gateway}: {exc}", file=sys.stderr)
+        print(f"helexa usage: {refusal(args, exc, '/admin/usage')}", file=sys.stderr)
         return 1
     print(json.dumps(usage, indent=2) if args.json else render_usage(usage, args.window))
     return 0
