@@ -11,6 +11,11 @@
   the library's reason (for example `Unimplemented keys: ["$dynamicRef"]`),
   raised before any generation.
 
+An object schema that lists `properties` but says nothing of
+`additionalProperties` is closed (no other keys), as xgrammar's strict mode
+does for vLLM and SGLang: a small model otherwise invents keys until
+`max_tokens`. The output still matches the schema as sent.
+
 Output is compact JSON (no free whitespace). Constrained output starts at the
 first generated token, so a thinking model does not think first.
 """
@@ -122,11 +127,40 @@ def _format_schema(request: ChatCompletionRequest) -> dict[str, Any] | None:
             "response_format.json_schema.schema must be a JSON object",
             param="response_format.json_schema.schema",
         )
-    return schema
+    return closed_objects(schema)
 
 
 def _parameters(tool: Tool) -> dict[str, Any]:
-    return tool.function.parameters or _NO_PARAMETERS
+    return closed_objects(tool.function.parameters or _NO_PARAMETERS)
+
+
+# Keywords whose value is a schema, a map of names to schemas, or a list of schemas.
+# allOf is left out: closing each part of an intersection would reject the others' keys.
+_SUBSCHEMA = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
+
+
+def closed_objects(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with `additionalProperties: false` on every object schema that lists
+    `properties` and leaves additional ones unsaid (a copy; data such as `enum` or
+    `default` values is left as it is)."""
+    out = dict(schema)
+    if "properties" in out and not {"additionalProperties", "patternProperties"} & out.keys():
+        out["additionalProperties"] = False
+    for key in _SUBSCHEMA:
+        if isinstance(out.get(key), dict):
+            out[key] = closed_objects(out[key])
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {
+                name: closed_objects(sub) if isinstance(sub, dict) else sub
+                for name, sub in out[key].items()
+            }
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [closed_objects(sub) if isinstance(sub, dict) else sub for sub in out[key]]
+    return out
 
 
 def tool_call_lark(tools: list[Tool], several: bool, special_tags: bool) -> str:

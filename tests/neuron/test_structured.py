@@ -18,7 +18,7 @@ from helexa.neuron.engine.spec import SamplingParams
 from helexa.neuron.generate import Outcome, Piece, generate
 from helexa.neuron.loading import engine_loader
 from helexa.neuron.registry import Registry
-from helexa.neuron.structured import chat_grammar, forced_tools, tool_call_lark
+from helexa.neuron.structured import chat_grammar, closed_objects, forced_tools, tool_call_lark
 from helexa.protocol.neuron import LoadRequest
 from helexa.protocol.openai import ChatCompletionRequest, Tool
 from helexa.testing.neuron_proc import TINY_MODEL_ID, InProcessNeuron
@@ -105,6 +105,68 @@ def test_tool_call_grammar_uses_the_special_tags_when_the_tokenizer_has_them(
     assert 'start: call ("\\n" call)*' in plain and 'call_1: "<tool_call>" ' in plain
     for lark in (special, plain):
         grammars.compile(lark_grammar(lark), "tool_choice")
+
+
+OPEN = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def test_closed_objects_closes_every_object_that_leaves_extra_keys_unsaid() -> None:
+    point = {"type": "object", "properties": {"x": {"type": "number"}}}
+    schema: dict[str, Any] = {
+        **OPEN,
+        "properties": {"where": point, "tags": {"type": "array", "items": point}},
+        "$defs": {"p": point},
+        "anyOf": [point, {"type": "null"}],
+        "allOf": [point],  # parts of an intersection stay open
+        "default": point,  # data, not a schema
+    }
+    closed = closed_objects(schema)
+
+    shut = {**point, "additionalProperties": False}
+    assert closed["additionalProperties"] is False
+    assert closed["properties"] == {"where": shut, "tags": {"type": "array", "items": shut}}
+    assert closed["$defs"] == {"p": shut} and closed["anyOf"] == [shut, {"type": "null"}]
+    assert closed["allOf"] == [point] and closed["default"] == point
+    assert "additionalProperties" not in schema  # a copy
+    # what the schema says stays as it is
+    for kept in (
+        {"type": "object"},
+        {**OPEN, "additionalProperties": {"type": "integer"}},
+        {**OPEN, "patternProperties": {"^x": {}}},
+    ):
+        assert closed_objects(kept) == kept
+
+
+@pytest.mark.parametrize(
+    ("fields", "wrap"),
+    [
+        (
+            {
+                "tools": [{"type": "function", "function": {"name": "w", "parameters": OPEN}}],
+                "tool_choice": "required",
+                "parallel_tool_calls": False,
+            },
+            '<tool_call>\n{"name": "w", "arguments": %s}\n</tool_call>',
+        ),
+        ({"response_format": {"type": "json_schema", "json_schema": {"schema": OPEN}}}, "%s"),
+    ],
+    ids=["forced-tool", "json-schema"],
+)
+def test_constrained_output_has_only_the_listed_keys(
+    fields: dict[str, Any], wrap: str, tiny_tokenizer: Any
+) -> None:
+    # A small model otherwise invents keys until max_tokens (SmolLM2-135M did).
+    grammars = grammars_for(tiny_tokenizer, len(tiny_tokenizer), [tiny_tokenizer.eos_token_id])
+    grammar = chat_grammar(chat(**fields), lambda: grammars)
+    assert grammar is not None
+
+    def accepts(arguments: str) -> bool:
+        matcher = grammar.start().matcher
+        ids = tiny_tokenizer.encode(wrap % arguments, add_special_tokens=False)
+        return bool(matcher.consume_tokens(ids)) and bool(matcher.is_accepting())
+
+    assert accepts('{"city":"Paris"}')
+    assert not accepts('{"city":"Paris","country":"France"}')
 
 
 async def test_a_single_tool_call_answer_ends_after_its_first_call(tiny_model_dir: Path) -> None:
