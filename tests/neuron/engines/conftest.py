@@ -4,7 +4,6 @@ template that runs helexa's own neuron as a `command` engine."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -18,13 +17,10 @@ SMOLLM2_GGUF = REPO / ".cache" / "models" / "smollm2" / "SmolLM2-135M-Instruct.Q
 
 
 def _required(path: Path, how: str) -> Path:
-    """`make test` provides it; under CI its absence fails the test, never skips it."""
-    if path.exists():
-        return path
-    message = f"{path} is missing: {how}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    """`make test` provides it; its absence fails the test (never a skip)."""
+    if not path.exists():
+        pytest.fail(f"{path} is missing: {how}")
+    return path
 
 
 @pytest.fixture(scope="session")
