@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from helexa.cli.plan_cmd import add_host_flags, host_access
 from helexa.config import Config, load_config
 from helexa.errors import ConfigError
+from helexa.reconcile.hosts import HostAccess
 
 
 def register(sub: Any) -> None:
@@ -25,6 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--models", help="models.toml (default: $HELEXA_MODELS, ./, /etc/helexa/)")
     p.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    add_host_flags(p)  # the daemon's host actions (applied with auto_apply = "all")
     p.set_defaults(func=run)
 
 
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_main(config))
+            runner.run(_main(config, host_access(args)))
     except OSError as exc:  # e.g. the port is taken
         print(f"helexa serve: {exc}", file=sys.stderr)
         return 1
@@ -107,11 +110,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _main(config: Config) -> None:
+async def _main(config: Config, hosts: HostAccess | None) -> None:
     from helexa.gateway.server import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve(config, stop)
+    await serve(config, stop, hosts=hosts)

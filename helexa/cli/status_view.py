@@ -231,7 +231,8 @@ def reconcile_tables(reconcile: Json | None, narrow: bool) -> list[RenderableTyp
         actions.add_column("target", overflow="fold")
         actions.add_column("reason", overflow="fold")
         for a in pending:
-            target = f"{a.get('model')} @ {a.get('neuron')}"
+            # A model action names its model; a host action its package, path or unit.
+            target = f"{a.get('model') or a.get('target')} @ {a.get('neuron')}"
             actions.add_row(a.get("symbol") or "", a["kind"], target, a.get("reason") or "")
         out.append(actions)
     elif not narrow:

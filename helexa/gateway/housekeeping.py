@@ -74,13 +74,22 @@ class Housekeeping:
     async def defrag(self) -> None:
         gw = self.gateway
         threshold = gw.config.fleet.eviction.defrag_after_cycles
-        for name in placement.defrag_due(gw.fleet, threshold):
+        due = placement.defrag_due(gw.fleet, threshold)
+        managed = {e.name for e in gw.config.fleet.neurons if e.managed}
+        requested: dict[str, str] = {}
+        for name in due:
             cycles = gw.fleet.neurons[name].cycles
             reason = f"{cycles} load/unload cycles >= defrag_after_cycles {threshold}, idle"
             supervisor = self.supervisors.get(name)
             if supervisor is None:
+                if name in managed and gw.reconcile is not None:
+                    # SSH-managed: the reconciler's restart host action (per auto_apply).
+                    requested[name] = "defrag: " + reason
+                    how = "; restart planned by the reconciler"
+                else:
+                    how = "; restart it (not local)"
                 if name not in self._defrag_reported:  # say it once, not every tick
-                    log_decision(gw.fleet, "defrag", "*", name, reason + "; restart it (not local)")
+                    log_decision(gw.fleet, "defrag", "*", name, reason + how)
                     self._defrag_reported.add(name)
                 continue
             async with gw.loader.neuron_lock(name):
@@ -91,6 +100,9 @@ class Housekeeping:
                 # Until it answers again it is not a place to route to.
                 gw.fleet.neurons[name].healthy = False
                 gw.fleet.neurons[name].models.clear()
+        self._defrag_reported &= set(due)  # due again after a restart: said again
+        if gw.reconcile is not None:
+            gw.reconcile.request_restarts(requested)
 
     async def ensure_pinned(self) -> None:
         gw = self.gateway

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from helexa.gateway.app import Gateway
 from helexa.reconcile.daemon import ReconcileDaemon
+from helexa.reconcile.hosts import HostAccess
 
 
-def start_reconcile(gateway: Gateway) -> ReconcileDaemon:
+def start_reconcile(gateway: Gateway, hosts: HostAccess | None = None) -> ReconcileDaemon:
     config = gateway.config
     daemon = ReconcileDaemon(
         config.fleet_path,
@@ -24,6 +25,7 @@ def start_reconcile(gateway: Gateway) -> ReconcileDaemon:
         on_config=gateway.set_config,
         # One evict/load at a time per neuron, whether the daemon or a cold load asks.
         neuron_locks=gateway.loader.neuron_lock,
+        hosts=hosts,  # SSH access to managed hosts (`helexa serve` has it unless --skip-hosts)
     )
     gateway.reconcile = daemon
     gateway.background(daemon.run(), "reconcile")

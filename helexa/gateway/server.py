@@ -29,6 +29,7 @@ from helexa.gateway.local_neurons import LocalNeurons
 from helexa.gateway.metrics import metrics_app
 from helexa.gateway.reconcile_hook import start_reconcile
 from helexa.gateway.supervisor import Supervisor
+from helexa.reconcile.hosts import HostAccess
 
 log = logging.getLogger("helexa.serve")
 # How long start-up waits for the local neurons' first answer before the banner (a
@@ -91,6 +92,7 @@ async def serve(
     *,
     ready: asyncio.Future[Running] | None = None,
     runtime_dir: Path | None = None,
+    hosts: HostAccess | None = None,
 ) -> None:
     """Run everything `helexa serve` runs until `stop` is set."""
     warning = open_warning(config)
@@ -105,7 +107,7 @@ async def serve(
         # fleet.toml saved with a local neuron added or removed: start or stop it now.
         gateway.config_listeners.append(local.sync_soon)
         try:
-            await _serve_http(config, gateway, local.supervisors, stop, ready)
+            await _serve_http(config, gateway, local.supervisors, stop, ready, hosts)
         finally:
             await local.stop_all()
 
@@ -142,6 +144,7 @@ async def _serve_http(
     supervisors: dict[str, Supervisor],
     stop: asyncio.Event,
     ready: asyncio.Future[Running] | None,
+    hosts: HostAccess | None,
 ) -> None:
     gw = config.fleet.gateway
     api_socket = bind(gw.listen)
@@ -173,7 +176,7 @@ async def _serve_http(
             await asyncio.sleep(0.02)
         await _wait_for_local_neurons(gateway, min(gw.load_timeout, LOCAL_START_WAIT_S))
         gateway.background(housekeeping.run(), "housekeeping")
-        start_reconcile(gateway)
+        start_reconcile(gateway, hosts)
         running = Running(
             gateway, f"http://{gw.listen}", f"http://{gw.metrics_listen}", supervisors
         )

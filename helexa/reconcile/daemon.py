@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from helexa.config import Config, load_config
+from helexa.deploy.hostplan import HostAction
 from helexa.errors import ConfigErrors
 from helexa.gateway.state import FleetState, NeuronState
 from helexa.reconcile.apply import Applier, FleetRefresh, NeuronControl, NeuronLocks, Progress
@@ -32,9 +33,17 @@ from helexa.reconcile.backoff import Backoff
 from helexa.reconcile.conditions import Conditions
 from helexa.reconcile.desired import DesiredState, load_desired
 from helexa.reconcile.diff import diff
+from helexa.reconcile.hosts import (
+    HostAccess,
+    HostRunner,
+    after_restarts,
+    observe_hosts,
+    with_hosts,
+    with_requested_restarts,
+)
 from helexa.reconcile.lock import LockHeld, WriterLock, lock_path_for
 from helexa.reconcile.observed import observe
-from helexa.reconcile.plan import Action, Plan
+from helexa.reconcile.plan import Action, Plan, Step
 from helexa.reconcile.report import ApplyReport
 
 log = logging.getLogger("helexa.reconcile.daemon")
@@ -51,9 +60,18 @@ class FleetPoll(FleetRefresh, Protocol):
     async def poll_once(self) -> None: ...
 
 
-def auto_applicable(action: Action, auto_apply: str) -> bool:
-    """Whether the daemon may run `action` by itself (host-level kinds will need "all")."""
+def auto_applicable(action: Step, auto_apply: str) -> bool:
+    """Whether the daemon may run `action` by itself: host actions (SSH) need "all"."""
+    if isinstance(action, HostAction):
+        return auto_apply == "all"
     return auto_apply in ("models", "all")
+
+
+def backoff_key(action: Step) -> tuple[str, str, str]:
+    """Model actions back off one by one; a host's actions together (they run as one)."""
+    if isinstance(action, HostAction):
+        return ("host", action.neuron, "")
+    return action.key
 
 
 class ReconcileDaemon:
@@ -74,6 +92,7 @@ class ReconcileDaemon:
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         neuron_locks: NeuronLocks | None = None,
+        hosts: HostAccess | None = None,
     ) -> None:
         self.fleet_path = fleet_path.absolute()
         self.models_path = models_path.absolute()
@@ -90,6 +109,10 @@ class ReconcileDaemon:
         self.backoff = backoff or Backoff()
         self.clock = clock
         self.neuron_locks = neuron_locks  # shared with the gateway's cold loads
+        # SSH access to managed hosts: their host actions are planned (applied with "all").
+        self.hosts = hosts
+        # Restarts asked for by others (housekeeping's defrag): neuron -> why.
+        self.requested_restarts: dict[str, str] = {}
         self.conditions = Conditions(clock)
         self.config_error: ConfigErrors | None = None
         self.restart_required: str | None = None
@@ -115,6 +138,13 @@ class ReconcileDaemon:
         if came_up and neuron.managed:
             log.info("neuron %s is up, reconciling", neuron.name)
             self.trigger()
+
+    def request_restarts(self, requested: dict[str, str]) -> None:
+        """The managed neurons that should be restarted (neuron -> why), replacing the last
+        request: each is planned as a `restart` host action until one has been done."""
+        if requested.keys() - self.requested_restarts.keys():
+            self.trigger()
+        self.requested_restarts = dict(requested)
 
     def trigger(self) -> None:
         """Run a round now (a save was seen, or an operator asked)."""
@@ -152,7 +182,7 @@ class ReconcileDaemon:
             if self.config_error is None:
                 self._set_valid(desired.generation)
             await self.poller.poll_once()
-            plan = diff(desired, observe(self.fleet), now=self.clock())
+            plan = await self._plan(desired)
             self.last_plan = plan
             self._set_reachable(plan, desired.generation)
             await self._apply(plan, desired)
@@ -166,6 +196,19 @@ class ReconcileDaemon:
                 self.on_round(self)
             except Exception:  # a metrics bug must not stop reconciling
                 log.exception("on_round listener failed")
+
+    async def _plan(self, desired: DesiredState) -> Plan:
+        observed = observe(self.fleet)
+        managed = [e for e in desired.neurons.values() if e.managed]
+        if self.hosts is None or not managed:
+            return diff(desired, observed, now=self.clock())
+        hosts = with_requested_restarts(
+            await observe_hosts(managed, self.hosts), self.requested_restarts
+        )
+        # Against the fleet as it will be after the restarts only when they will happen.
+        applies_hosts = desired.reconcile.auto_apply == "all"
+        basis = after_restarts(observed, hosts) if applies_hosts else observed
+        return with_hosts(diff(desired, basis, now=self.clock()), observed, hosts)
 
     def to_json(self) -> dict[str, Any]:
         """The daemon's state for /admin/fleet."""
@@ -183,15 +226,18 @@ class ReconcileDaemon:
             "in_round": self.in_round,
         }
 
-    def pending(self) -> list[Action]:
+    def pending(self) -> list[Step]:
         """What the last round left undone: withheld, failed, or not attempted."""
         if self.last_plan is None:
             return []
         report = self.last_report
-        # The daemon plans model actions only (host actions are `helexa apply`'s).
         results = report.results if report else ()
-        undone = [r.action for r in results if not r.succeeded and isinstance(r.action, Action)]
-        return sorted([*self.last_plan.withheld, *undone], key=lambda a: int(a.id[1:]))
+        undone = [r.action for r in results if not r.succeeded]
+        # Host actions first (they run first), then plan order.
+        return sorted(
+            [*self.last_plan.withheld, *undone],
+            key=lambda a: (isinstance(a, Action), int(a.id[1:])),
+        )
 
     # --- one round -----------------------------------------------------------------
 
@@ -253,7 +299,7 @@ class ReconcileDaemon:
         report: ApplyReport | None = None
         if runnable:
             for action in runnable:
-                if action.destructive:
+                if isinstance(action, Action) and action.destructive:
                     log.warning(
                         "destructive: %s %s on %s (%s)",
                         action.kind,
@@ -269,8 +315,15 @@ class ReconcileDaemon:
                         self.control,
                         progress=self.progress,
                         neuron_locks=self.neuron_locks,
+                        hosts=HostRunner(self.hosts, desired.neurons) if self.hosts else None,
                     )
-                    report = await applier.apply(replace(plan, actions=tuple(runnable)))
+                    report = await applier.apply(
+                        replace(
+                            plan,
+                            actions=tuple(a for a in runnable if isinstance(a, Action)),
+                            host_actions=tuple(a for a in runnable if isinstance(a, HostAction)),
+                        )
+                    )
             except LockHeld as exc:
                 self.conditions.set("Converged", False, "LockHeld", str(exc), generation)
                 return
@@ -278,16 +331,16 @@ class ReconcileDaemon:
             self.last_report = report
         self.conditions.set("Converged", *self._convergence(plan, withheld, report), generation)
 
-    def _runnable(self, plan: Plan, auto_apply: str) -> tuple[list[Action], list[Action]]:
+    def _runnable(self, plan: Plan, auto_apply: str) -> tuple[list[Step], list[Step]]:
         """Split the plan into what runs now and what waits (auto_apply, backoff, deps)."""
         now = self.clock()
-        runnable: list[Action] = []
-        withheld: list[Action] = []
+        runnable: list[Step] = []
+        withheld: list[Step] = []
         ids: set[str] = set()
-        for action in plan.actions:
+        for action in plan.steps:  # host actions first: model actions may follow them
             if (
                 auto_applicable(action, auto_apply)
-                and self.backoff.wait_left(action.key, now) == 0
+                and self.backoff.wait_left(backoff_key(action), now) == 0
                 and all(dep in ids for dep in action.depends_on)
             ):
                 runnable.append(action)
@@ -299,24 +352,25 @@ class ReconcileDaemon:
     def _record(self, report: ApplyReport) -> None:
         now = self.clock()
         for result in report.results:
-            if not isinstance(result.action, Action):
-                continue
+            action = result.action
             if result.succeeded:
-                self.backoff.succeeded(result.action.key)
+                self.backoff.succeeded(backoff_key(action))
+                if isinstance(action, HostAction) and action.kind == "restart":
+                    self.requested_restarts.pop(action.neuron, None)  # done: asked no more
             elif result.status == "failed":
-                delay = self.backoff.failed(result.action.key, now)
+                delay = self.backoff.failed(backoff_key(action), now)
                 log.warning(
                     "%s %s on %s failed (retry in %.0fs): %s",
-                    result.action.kind,
-                    result.action.model,
-                    result.action.neuron,
+                    action.kind,
+                    action.model if isinstance(action, Action) else action.target,
+                    action.neuron,
                     delay,
                     result.message,
                 )
 
     @staticmethod
     def _convergence(
-        plan: Plan, withheld: list[Action], report: ApplyReport | None
+        plan: Plan, withheld: list[Step], report: ApplyReport | None
     ) -> tuple[bool, str, str]:
         if plan.errors:
             return False, "PlanErrors", "; ".join(f"{e.model}: {e.message}" for e in plan.errors)

@@ -27,7 +27,7 @@ from helexa.deploy.facts import HostFacts
 from helexa.deploy.hostapply import HostApplier
 from helexa.deploy.hostplan import HostAction
 from helexa.deploy.hostsync import HostPlan, plan_host
-from helexa.deploy.layout import HostLayout
+from helexa.deploy.layout import NEURON_UNIT, HostLayout
 from helexa.deploy.ssh import DEFAULT_KNOWN_HOSTS, ConnectFactory, SSHTarget, connect
 from helexa.errors import ActionFailed, DeployError
 from helexa.reconcile.observed import ObservedState, snapshot
@@ -153,6 +153,43 @@ def with_hosts(plan: Plan, observed: ObservedState, hosts: Mapping[str, HostObse
     )
 
 
+def requested_restart(neuron: str, target: str, reason: str) -> HostAction:
+    """A restart nothing on the host calls for, asked for by name (defrag)."""
+    return HostAction(
+        "h1", "restart", neuron, target, reason,
+        before={"running": True}, after={"running": True, "requested": True},
+    )  # fmt: skip
+
+
+def is_requested(action: HostAction) -> bool:
+    return action.kind == "restart" and bool((action.after or {}).get("requested"))
+
+
+def with_requested_restarts(
+    hosts: Mapping[str, HostObservation], requested: Mapping[str, str]
+) -> dict[str, HostObservation]:
+    """Each requested host's plan with a restart at its end (one it plans anyway will do)."""
+    merged = dict(hosts)
+    for name, reason in requested.items():
+        found = hosts.get(name)
+        if found is None or found.plan is None or found.restarts:
+            continue
+        host_plan = found.plan
+        target = (
+            NEURON_UNIT if host_plan.desired.systemd else str(host_plan.layout.supervisor_script)
+        )
+        restart = requested_restart(name, target, reason)
+        restart = replace(
+            restart,
+            id=f"h{len(host_plan.actions) + 1}",
+            depends_on=tuple(a.id for a in host_plan.actions[-1:]),
+        )
+        merged[name] = replace(
+            found, plan=replace(host_plan, actions=(*host_plan.actions, restart))
+        )
+    return merged
+
+
 def after_restarts(observed: ObservedState, hosts: Mapping[str, HostObservation]) -> ObservedState:
     """What the model diff should plan against: a restarted neuron comes back empty."""
     restarting = {name for name, o in hosts.items() if o.restarts}
@@ -224,19 +261,26 @@ class HostRunner:
                 token=token,
                 wheel=self.access.wheel,
             )
-            if not fresh.actions:
+            wanted = fresh.actions
+            if (
+                planned
+                and is_requested(planned[-1])
+                and not any(a.kind == "restart" for a in wanted)
+            ):  # asked for by name (defrag): nothing on the host calls for it
+                wanted = (*wanted, planned[-1])
+            if not wanted:
                 for action in planned:
                     finish(action, "skipped", "the host already matches", 0.0)
                 return
-            if _shape(fresh.actions) != _shape(planned):
-                now = ", ".join(f"{kind} {target}" for kind, target in _shape(fresh.actions))
+            if _shape(wanted) != _shape(planned):
+                now = ", ".join(f"{kind} {target}" for kind, target in _shape(wanted))
                 raise ActionFailed(
                     f"precondition: {neuron} changed since the plan (it now needs: {now}); "
                     "run `helexa plan` again"
                 )
             applier = HostApplier(host, fresh.desired, fresh.layout, say=lambda _line: None)
-            await applier.prepare(fresh.actions)
-            for action, current in zip(planned, fresh.actions, strict=True):
+            await applier.prepare(wanted)
+            for action, current in zip(planned, wanted, strict=True):
                 started = self.clock()
                 emit(action, "start", 0.0, "")
                 await applier.run_action(current)

@@ -124,7 +124,7 @@ class Plan:
     warnings: tuple[str, ...] = ()  # e.g. unreachable neurons: the plan may be incomplete
     created_at: float = 0.0
     # auto_apply left these out (daemon only): still pending, shown in conditions.
-    withheld: tuple[Action, ...] = field(default=(), compare=False)
+    withheld: tuple[Step, ...] = field(default=(), compare=False)
 
     @property
     def has_changes(self) -> bool:

@@ -217,7 +217,7 @@ function renderReconcile(reconcile) {
   const actions = reconcile.pending || [];
   plan.replaceChildren(
     ...(actions.length
-      ? actions.map((a) => el("li", {}, `${a.symbol || ""} ${a.kind} ${a.model} on ${a.neuron}`,
+      ? actions.map((a) => el("li", {}, `${a.symbol || ""} ${a.kind} ${a.model || a.target} on ${a.neuron}`,
           el("div", { class: "muted" }, a.reason || "")))
       : [el("li", { class: "muted" }, "no pending actions: the fleet matches models.toml")]),
   );

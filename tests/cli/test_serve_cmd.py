@@ -6,9 +6,12 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from helexa.cli import build_parser
+from helexa.cli.plan_cmd import host_access
 from helexa.cli.serve_cmd import JsonFormatter, decision_fields
 from helexa.gateway.decisions import log_decision
 from helexa.gateway.state import FleetState
@@ -56,3 +59,14 @@ def test_decision_fields_only_for_decision_lines() -> None:
         "neuron": "-",
         "reason": "a b",
     }
+
+
+def test_serve_takes_the_ssh_flags_of_plan_for_the_daemons_host_actions(tmp_path: Path) -> None:
+    parser = build_parser()
+    assert host_access(parser.parse_args(["serve", "--skip-hosts"])) is None
+    key = tmp_path / "id_ed25519"
+    access = host_access(
+        parser.parse_args(["serve", "--identity", str(key), "--config-dir", "/srv/helexa"])
+    )
+    assert access is not None and access.identity == key
+    assert str(access.layout.config_dir) == "/srv/helexa"

@@ -149,6 +149,26 @@ def test_a_loading_copy_shows_how_long_its_load_has_taken() -> None:
     assert "loading 1m" in status_view.render(fleet, WIDE, NOW)
 
 
+def test_pending_host_actions_show_their_target() -> None:
+    restart = {
+        "id": "h1", "kind": "restart", "symbol": "↻", "neuron": "loopy",
+        "target": "helexa-neuron.service", "reason": "defrag: 3 load/unload cycles",
+    }  # fmt: skip
+    load = {
+        "id": "a1", "kind": "load", "symbol": "+", "neuron": "loopy", "model": "m/x",
+        "reason": "pinned",
+    }  # fmt: skip
+    fleet = {
+        "neurons": [],
+        "models": [],
+        "decisions": [],
+        "reconcile": {"conditions": [], "pending": [restart, load]},
+    }
+    shown = status_view.render(fleet, WIDE, NOW)
+    assert "helexa-neuron.service @ loopy" in shown and "m/x @ loopy" in shown
+    assert "None @" not in shown
+
+
 @pytest.mark.parametrize(
     ("seconds", "shown"), [(5, "5s"), (125, "2m"), (3 * 3600 + 300, "3h05m"), (90000, "1d01h")]
 )

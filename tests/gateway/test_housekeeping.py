@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from helexa.gateway.housekeeping import Housekeeping
+from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.testing.neuron_proc import InProcessNeuron
 from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 
@@ -73,3 +74,44 @@ async def test_pinned_loaded_then_idle_ones_unloaded_and_defrag_reported(
     await an_hour_later.defrag()
     assert gateway.decisions("defrag") == ["*"]
     assert held(gateway) == {"m/pinned", "m/forever"}
+
+
+async def test_defrag_of_an_ssh_managed_neuron_asks_the_reconciler_for_a_restart(
+    tmp_path: Path, tiny_model_dir: Path, neuron_a: InProcessNeuron
+) -> None:
+    fleet = f"""
+        [eviction]
+        keep_alive = "30m"
+        defrag_after_cycles = 1
+        [[neurons]]
+        name = "a"
+        endpoint = "{neuron_a.url}"
+        ssh = "root@127.0.0.1"
+    """
+    models = f"""
+        [[models]]
+        id = "m/casual"
+        path = "{tiny_model_dir}"
+    """
+    async with run_gateway(write_configs(tmp_path, fleet, models)) as running:
+        gw = running.gateway
+        daemon = ReconcileDaemon(
+            gw.config.fleet_path, gw.config.models_path, gw.fleet, gw.poller, gw.client,
+            config=gw.config,
+        )  # fmt: skip
+        gw.reconcile = daemon
+        chores = Housekeeping(gw, clock=lambda: time.time() + HOUR)
+        await chores.defrag()
+        assert daemon.requested_restarts == {}  # no cycles yet: nothing due
+
+        await neuron_a.load("m/casual", tiny_model_dir)
+        await gw.poller.poll_neuron("a")
+        await chores.unload_idle()  # one load/unload cycle >= defrag_after_cycles 1
+        await chores.defrag()
+        await chores.defrag()
+        assert daemon.requested_restarts == {
+            "a": "defrag: 1 load/unload cycles >= defrag_after_cycles 1, idle"
+        }
+        assert running.decisions("defrag") == ["*"]  # said once
+        (said,) = [d for d in gw.fleet.decisions if d.kind == "defrag"]
+        assert said.reason.endswith("; restart planned by the reconciler")

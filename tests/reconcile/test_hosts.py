@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+import httpx
 import pytest
 
 from helexa.cli import main
+from helexa.config import load_config
 from helexa.config.edit import upsert_neuron
 from helexa.config.fleet import NeuronEntry
 from helexa.deploy.bootstrap import wait_healthy
@@ -17,6 +21,10 @@ from helexa.deploy.facts import HostFacts, OsRelease
 from helexa.deploy.hostplan import HostAction, desired_host
 from helexa.deploy.hostsync import HostPlan
 from helexa.deploy.layout import HostLayout
+from helexa.gateway.neuron_client import NeuronClient
+from helexa.gateway.poller import FleetPoller, PollSettings
+from helexa.gateway.state import FleetState
+from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.reconcile.diff import diff
 from helexa.reconcile.hosts import (
     HostAccess,
@@ -33,7 +41,7 @@ from helexa.testing.neuron_proc import free_port
 from tests.deploy.hosts import offline_venv, stop_supervised_neuron, temp_layout
 from tests.deploy.sshd import Sshd, keygen
 from tests.reconcile.fleets import desired, fleet, hold, observed, spec
-from tests.reconcile.live import fleet_toml, write_config
+from tests.reconcile.live import ConfigFiles, fleet_toml, write_config
 
 FACTS = HostFacts(os=OsRelease("fedora", "40"), arch="x86_64", python=(3, 12, 0), systemd=True)
 
@@ -233,5 +241,109 @@ def test_a_changed_setting_reaches_the_host_through_plan_and_apply(
         assert main(["plan", *flags]) == 0
         assert "No changes." in capsys.readouterr().out
         assert asyncio.run(wait_healthy(endpoint, "n3w", 30))["devices"]
+    finally:
+        stop_supervised_neuron(layout)
+
+
+# -- the daemon inside `helexa serve`: host actions applied only with auto_apply = "all" ----
+
+
+def set_auto_apply(fleet_path: Path, value: str) -> None:
+    text = fleet_path.read_text()
+    (current,) = re.findall(r'auto_apply = "\w+"', text)
+    fleet_path.write_text(text.replace(current, f'auto_apply = "{value}"'))
+
+
+def uptime(endpoint: str, token: str) -> float:
+    health = httpx.get(f"{endpoint}/health", headers={"Authorization": f"Bearer {token}"})
+    return float(health.json()["uptime_s"])
+
+
+async def daemon_round(files: ConfigFiles, access: HostAccess, restarts: dict[str, str]) -> Plan:
+    """One round of the daemon as `helexa serve` runs it (its poller, client, host access)."""
+    config = load_config(files.fleet, files.models)
+    fleet = FleetState()
+    poller = FleetPoller(
+        fleet, config.fleet.neurons, PollSettings(timeout=2.0, failure_threshold=1)
+    )
+    client = NeuronClient()
+    daemon = ReconcileDaemon(
+        files.fleet, files.models, fleet, poller, client, config=config, hosts=access
+    )
+    daemon.request_restarts(restarts)
+    async with poller:
+        try:
+            plan = await daemon.reconcile_once()
+        finally:
+            await client.close()
+    assert plan is not None and daemon.last_plan is not None
+    if daemon.last_report is None and plan.host_actions:  # nothing applied: all pending
+        assert [a.id for a in daemon.pending()] == [a.id for a in plan.host_actions]
+        converged = daemon.conditions.get("Converged")
+        assert converged is not None and converged.reason == "ActionsPending"
+    elif daemon.last_report is not None:
+        assert daemon.last_report.ok, daemon.last_report.summary()
+        assert not daemon.pending()
+        assert daemon.requested_restarts == {}  # the restart was done: asked no more
+    return plan
+
+
+def test_the_daemon_applies_host_actions_with_all_and_only_plans_them_with_models(
+    sshd: Sshd, helexa_wheel: Path, tmp_path: Path
+) -> None:
+    layout = temp_layout(tmp_path / "host")
+    offline_venv(Path(layout.prefix))
+    files = write_config(tmp_path, fleet_toml({}, auto="models"), [])
+    token = tmp_path / "fleet.token"
+    token.write_text("s3cret\n")
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    layout_flags = [
+        "--prefix", str(layout.prefix), "--config-dir", str(layout.config_dir),
+        "--state-dir", str(layout.state_dir), "--unit-dir", str(layout.unit_dir),
+        "--service-user", "root",
+    ]  # fmt: skip
+    ssh_flags = ["--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
+    bootstrap = [
+        "bootstrap", "127.0.0.1", "--name", "loopy", "--ssh-port", str(sshd.port),
+        "--install", "pip", "--wheel", str(helexa_wheel), "--fleet", str(files.fleet),
+        "--endpoint", endpoint, "--token-file", str(token), "--accept-new-host-key",
+        "--health-timeout", "120", *ssh_flags, *layout_flags,
+    ]  # fmt: skip
+    access = HostAccess(known_hosts=sshd.known_hosts, identity=sshd.client_key, layout=layout)
+    try:
+        assert main(bootstrap) == 0
+        rotated = tmp_path / "rotated.token"
+        rotated.write_text("n3w\n")
+        upsert_neuron(files.fleet, "loopy", {"token_file": str(rotated)})
+
+        # "models": the daemon plans the host actions and leaves them pending.
+        plan = asyncio.run(daemon_round(files, access, {}))
+        assert [(a.kind, a.target) for a in plan.host_actions] == [
+            ("write_file", str(layout.neuron_toml)),
+            ("restart", str(layout.supervisor_script)),
+        ]
+        assert str(rotated) not in Path(layout.neuron_toml).read_text()
+
+        # "all": the same round applies them; the neuron answers with the new token.
+        set_auto_apply(files.fleet, "all")
+        plan = asyncio.run(daemon_round(files, access, {}))
+        assert [a.kind for a in plan.host_actions] == ["write_file", "restart"]
+        assert str(rotated) in Path(layout.neuron_toml).read_text()
+        assert asyncio.run(wait_healthy(endpoint, "n3w", 30))["devices"]
+
+        # A restart asked for by name (housekeeping's defrag): planned with "models" ...
+        set_auto_apply(files.fleet, "models")
+        asked = {"loopy": "defrag: 3 load/unload cycles >= defrag_after_cycles 3, idle"}
+        plan = asyncio.run(daemon_round(files, access, asked))
+        assert [(a.kind, a.reason) for a in plan.host_actions] == [("restart", asked["loopy"])]
+        before = time.time()
+
+        # ... and done with "all" (the host itself needs nothing: no precondition failure).
+        set_auto_apply(files.fleet, "all")
+        plan = asyncio.run(daemon_round(files, access, asked))
+        assert [a.kind for a in plan.host_actions] == ["restart"]
+        asyncio.run(wait_healthy(endpoint, "n3w", 30))
+        assert uptime(endpoint, "n3w") < time.time() - before  # started after `before`
+        assert not asyncio.run(daemon_round(files, access, {})).host_actions
     finally:
         stop_supervised_neuron(layout)

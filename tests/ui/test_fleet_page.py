@@ -13,7 +13,12 @@ import json
 import os
 from pathlib import Path
 
+from helexa.deploy.hostplan import HostAction
+from helexa.reconcile.daemon import ReconcileDaemon
+from helexa.reconcile.plan import Plan
+from helexa.testing.neuron_proc import free_port
 from tests.cli.status_fleet import PINNED_MODEL, SPARE_MODEL, two_neuron_fleet
+from tests.gateway.harness import run_gateway, write_configs
 from tests.ui.chromium import open_page
 
 KEY = "ui-test-key"
@@ -85,3 +90,41 @@ async def test_fleet_page_refuses_a_browser_without_the_key(
         text = await page.evaluate("document.body.innerText")
         assert "API key" in text and "box" not in text
         assert await page.evaluate("fetch('/admin/fleet').then(r => r.status)") == 401
+
+
+async def test_fleet_page_names_the_target_of_a_pending_host_action(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    config = write_configs(
+        tmp_path,
+        f"""
+        [gateway]
+        api_keys = ["{KEY}"]
+        [[neurons]]
+        name = "loopy"
+        endpoint = "http://127.0.0.1:{free_port()}"
+        ssh = "root@127.0.0.1"
+        """,
+        f"""
+        [[models]]
+        id = "{SPARE_MODEL}"
+        path = "{tiny_model_dir}"
+        """,
+    )
+    restart = HostAction("h1", "restart", "loopy", "helexa-neuron.service", "defrag: idle")
+    async with (
+        run_gateway(config) as running,
+        open_page(tmp_path / "chromium") as page,
+    ):
+        gw = running.gateway
+        # A daemon that never runs a round: its last plan left the restart pending.
+        daemon = ReconcileDaemon(
+            config.fleet_path, config.models_path, gw.fleet, gw.poller, gw.client, config=config
+        )
+        daemon.last_plan = Plan("g", "o", host_actions=(restart,), withheld=(restart,))
+        gw.reconcile = daemon
+        await page.navigate(f"{running.url}/ui?key={KEY}")
+        await page.wait_for("document.querySelectorAll('#plan li').length === 1")
+        shown = await page.evaluate("document.querySelector('#plan li').innerText")
+        assert "restart helexa-neuron.service on loopy" in shown
+        assert page.errors == []
