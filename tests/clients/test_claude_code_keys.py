@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from helexa.config.keys import hash_key
-from tests.clients.claude_cli import RequestLog, cli_env, run_claude, run_logged_gateway
+from tests.clients.claude_cli import cli_env, run_claude
+from tests.clients.cli import RequestLog, run_logged_gateway
 from tests.gateway.harness import write_configs
 from tests.gateway.tool_upstream import ToolScript, ToolUpstream, fleet_toml
 
