@@ -16,6 +16,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/openapi.json"): Operation("This document"),
     ("GET", "/discovery"): Operation("Host, engine and devices (read fresh)"),
     ("GET", "/models"): Operation("Models held here, with state and load"),
+    ("GET", "/v1/models"): Operation("OpenAI-style list of the models this neuron serves"),
     ("POST", "/models/load"): Operation("Load a model; returns when loaded or failed", LoadRequest),
     ("POST", "/models/unload"): Operation("Drain, then unload a model", UnloadRequest),
     ("POST", "/v1/tokenize"): Operation("Prompt token count", TokenizeRequest),
