@@ -1,0 +1,112 @@
+"""Load progress: the weight-file pages a load has read, from /proc/self/smaps, in /models."""
+
+from __future__ import annotations
+
+import asyncio
+import mmap
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from helexa.neuron.config import NeuronConfig
+from helexa.neuron.load_progress import WeightReadProbe, resident_bytes, weight_files
+from helexa.neuron.registry import ServingModel
+from helexa.protocol.neuron import LoadRequest
+from helexa.testing.neuron_proc import TINY_MODEL_ID as TINY
+from helexa.testing.neuron_proc import InProcessNeuron
+
+StartNeuron = Callable[..., Awaitable[InProcessNeuron]]
+PAGE = mmap.PAGESIZE
+# Linux maps up to 16 cached neighbours of a faulting page ("fault-around").
+FAULT_AROUND = 16 * PAGE
+
+
+@contextmanager
+def touched(path: Path, nbytes: int) -> Iterator[mmap.mmap]:
+    """`path` mapped, its first `nbytes` read page by page (as a loader reads its weights)."""
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        for offset in range(0, nbytes, PAGE):
+            mapped[offset]
+        yield mapped
+
+
+def test_resident_bytes_sums_the_rss_of_each_wanted_files_mappings() -> None:
+    smaps = "\n".join(
+        [
+            "7f00-7f10 r--s 00000000 08:01 42   /m/model-00001.safetensors",
+            "Size:                 64 kB",
+            "Rss:                  16 kB",
+            "7f10-7f20 r--s 00010000 08:01 42   /m/model-00001.safetensors",
+            "Rss:                   8 kB",
+            "7f20-7f30 r--p 00000000 08:01 43   /usr/lib/libc.so.6",
+            "Rss:                 100 kB",
+            "7f30-7f40 rw-p 00000000 00:00 0 ",
+            "Rss:                  50 kB",
+        ]
+    )
+    wanted = ["/m/model-00001.safetensors", "/m/model-00002.safetensors"]
+    assert resident_bytes(smaps, wanted) == {"/m/model-00001.safetensors": 24 * 1024}
+
+
+def test_probe_counts_what_was_read_and_never_goes_back(tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(bytes(256 * PAGE))
+    probe = WeightReadProbe([weights])
+    assert probe.progress().bytes_done == 0
+    with touched(weights, 128 * PAGE):
+        half = probe.progress()
+        assert half.bytes_total == 256 * PAGE and half.shards_total == 1
+        assert 128 * PAGE <= half.bytes_done <= 128 * PAGE + FAULT_AROUND
+        assert half.shards_done == 0 and half.percent is not None and 50 <= half.percent < 60
+    with touched(weights, 256 * PAGE):
+        full = probe.progress()
+    assert full.bytes_done == 256 * PAGE and full.shards_done == 1 and full.percent == 100
+    assert probe.progress() == full  # the map is gone; what was read stays read
+
+
+def test_weight_files_are_the_shards_or_the_gguf_file(tmp_path: Path) -> None:
+    config = NeuronConfig.model_validate({})
+    for name in ("model-00002.safetensors", "model-00001.safetensors", "config.json"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "m.Q4_1.gguf").write_bytes(b"x")
+    shards = weight_files(LoadRequest(model="m", path=str(tmp_path)), config)
+    assert [p.name for p in shards] == ["model-00001.safetensors", "model-00002.safetensors"]
+    gguf = LoadRequest(model="m", path=str(tmp_path / "m.Q4_1.gguf"))
+    assert weight_files(gguf, config) == [tmp_path / "m.Q4_1.gguf"]
+    # a server engine reads the weights in its own process: nothing to measure here
+    served = LoadRequest(model="m", path=str(tmp_path), engine="llama.cpp")
+    assert weight_files(served, config) == []
+
+
+async def test_models_shows_progress_while_a_load_reads_its_weights(
+    start_neuron: StartNeuron, tiny_model_dir: Path
+) -> None:
+    live = await start_neuron()
+    real = live.loader.inner
+    weights = tiny_model_dir / "model.safetensors"
+    size = weights.stat().st_size
+    half_read, gate = threading.Event(), threading.Event()
+
+    def half_then_gated(request: LoadRequest) -> ServingModel:
+        # Reads half the weights the way the engine does (through a map), then waits.
+        with touched(weights, size // 2):
+            half_read.set()
+            gate.wait(30)
+            return real(request)
+
+    live.loader.inner = half_then_gated
+    load = asyncio.create_task(live.load(TINY, tiny_model_dir))
+    try:
+        assert await asyncio.to_thread(half_read.wait, 30)
+        async with live.http() as http:
+            (info,) = (await http.get("/models")).json()["models"]
+        assert info["state"] == "loading"
+        progress = info["progress"]
+        assert progress["bytes_total"] == size and progress["shards_total"] == 1
+        assert size // 2 <= progress["bytes_done"] <= size // 2 + PAGE + FAULT_AROUND
+        assert progress["shards_done"] == 0
+    finally:
+        gate.set()
+    loaded = await load
+    assert loaded["state"] == "loaded" and loaded.get("progress") is None
