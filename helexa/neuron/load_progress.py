@@ -34,19 +34,32 @@ class ProgressProbe(Protocol):
 ProgressSource = Callable[[LoadRequest], ProgressProbe | None]
 
 
-def resident_bytes(smaps: str, files: Iterable[str]) -> dict[str, int]:
-    """Bytes of each file mapped and touched by this process, from smaps' text."""
+def file_mappings(smaps: str, files: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """Each mapping of one of `files`, by address range: (file, bytes touched)."""
     wanted = set(files)
-    out: dict[str, int] = {}
+    out: dict[str, tuple[str, int]] = {}
     current: str | None = None
     for line in smaps.splitlines():
         fields = line.split(maxsplit=5)
         if len(fields) >= 5 and "-" in fields[0] and ":" in fields[3]:
             # a mapping's header: address perms offset dev inode [path]
             path = fields[5] if len(fields) == 6 else ""
-            current = path if path in wanted else None
+            current = fields[0] if path in wanted else None
+            if current is not None:
+                out[current] = (path, 0)
         elif current is not None and fields[:1] == ["Rss:"] and len(fields) >= 2:
-            out[current] = out.get(current, 0) + int(fields[1]) * 1024
+            out[current] = (out[current][0], int(fields[1]) * 1024)
+    return out
+
+
+def resident_bytes(smaps: str, files: Iterable[str], ignore: Iterable[str] = ()) -> dict[str, int]:
+    """Bytes of each file mapped and touched by this process, leaving out the mappings
+    at the `ignore` address ranges."""
+    skipped = set(ignore)
+    out: dict[str, int] = {}
+    for address, (path, rss) in file_mappings(smaps, files).items():
+        if address not in skipped:
+            out[path] = out.get(path, 0) + rss
     return out
 
 
@@ -58,9 +71,12 @@ class WeightReadProbe:
         self._read = dict.fromkeys(self._sizes, 0)
         self._smaps = smaps or SMAPS.read_text
         self._lock = threading.Lock()
+        # Maps of these files made before this load (a loaded model sharing its weights
+        # file keeps one) are not this load's reading.
+        self._earlier = set(file_mappings(self._smaps(), self._sizes))
 
     def progress(self) -> LoadProgress:
-        resident = resident_bytes(self._smaps(), self._sizes)
+        resident = resident_bytes(self._smaps(), self._sizes, self._earlier)
         with self._lock:
             # A map released mid-load (the gguf reader's) keeps what it had read.
             for path, size in self._sizes.items():

@@ -65,6 +65,16 @@ def test_probe_counts_what_was_read_and_never_goes_back(tmp_path: Path) -> None:
     assert probe.progress() == full  # the map is gone; what was read stays read
 
 
+def test_maps_made_before_the_load_are_not_its_reading(tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(bytes(64 * PAGE))
+    with touched(weights, 64 * PAGE):  # e.g. a loaded model sharing the weights file
+        probe = WeightReadProbe([weights])
+        assert probe.progress().bytes_done == 0
+        with touched(weights, 64 * PAGE):
+            assert probe.progress().bytes_done == 64 * PAGE
+
+
 def test_weight_files_are_the_shards_or_the_gguf_file(tmp_path: Path) -> None:
     config = NeuronConfig.model_validate({})
     for name in ("model-00002.safetensors", "model-00001.safetensors", "config.json"):
