@@ -1,6 +1,6 @@
 """A request waiting on a cold load hears how far the load has read its weights.
 
-Real gateway -> real neuron; the neuron's load reads half the tiny model's
+Real gateway -> real neuron; the neuron's load reads a quarter of the tiny model's
 weights through a map (as the engine does), then waits on an event.
 """
 
@@ -64,14 +64,15 @@ async def test_a_request_waiting_on_a_cold_load_hears_its_progress(
     real = neuron_a.loader.inner
     gate = threading.Event()
 
-    def half_then_gated(request: LoadRequest) -> ServingModel:
+    def quarter_then_gated(request: LoadRequest) -> ServingModel:
         with weights.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            for offset in range(0, size // 2, mmap.PAGESIZE):
+            # a quarter: Linux may map up to the 2 MiB folio around it (at most 53%)
+            for offset in range(0, size // 4, mmap.PAGESIZE):
                 m[offset]
             gate.wait(30)
             return real(request)
 
-    neuron_a.loader.inner = half_then_gated
+    neuron_a.loader.inner = quarter_then_gated
     request = {"model": LAZY, "max_tokens": 2, "stream": True, **body}
     percents: list[int] = []
     try:
@@ -86,5 +87,5 @@ async def test_a_request_waiting_on_a_cold_load_hears_its_progress(
             rest = [line async for line in lines]
     finally:
         gate.set()
-    assert 50 <= percents[0] < 60
+    assert 25 <= percents[0] <= 53
     assert any(line.startswith("data: ") and "error" not in line for line in rest)

@@ -18,8 +18,15 @@ from helexa.testing.neuron_proc import InProcessNeuron
 
 StartNeuron = Callable[..., Awaitable[InProcessNeuron]]
 PAGE = mmap.PAGESIZE
-# Linux maps up to 16 cached neighbours of a faulting page ("fault-around").
-FAULT_AROUND = 16 * PAGE
+MIB = 1024 * 1024
+# A fault maps the whole cached folio around the page (up to 2 MiB, aligned in the
+# file), plus up to 16 cached neighbouring pages ("fault-around").
+FOLIO, FAULT_AROUND = 2 * MIB, 16 * PAGE
+
+
+def mapped_at_most(nbytes: int) -> int:
+    """The most Linux maps for a read of the first `nbytes` of a cached file."""
+    return -(-nbytes // FOLIO) * FOLIO + FAULT_AROUND
 
 
 @contextmanager
@@ -51,17 +58,17 @@ def test_resident_bytes_sums_the_rss_of_each_wanted_files_mappings() -> None:
 
 def test_probe_counts_what_was_read_and_never_goes_back(tmp_path: Path) -> None:
     weights = tmp_path / "model.safetensors"
-    weights.write_bytes(bytes(256 * PAGE))
+    weights.write_bytes(bytes(16 * MIB))
     probe = WeightReadProbe([weights])
     assert probe.progress().bytes_done == 0
-    with touched(weights, 128 * PAGE):
-        half = probe.progress()
-        assert half.bytes_total == 256 * PAGE and half.shards_total == 1
-        assert 128 * PAGE <= half.bytes_done <= 128 * PAGE + FAULT_AROUND
-        assert half.shards_done == 0 and half.percent is not None and 50 <= half.percent < 60
-    with touched(weights, 256 * PAGE):
+    with touched(weights, 4 * MIB):
+        quarter = probe.progress()
+        assert quarter.bytes_total == 16 * MIB and quarter.shards_total == 1
+        assert 4 * MIB <= quarter.bytes_done <= mapped_at_most(4 * MIB)
+        assert quarter.shards_done == 0 and quarter.percent in (25, 26)
+    with touched(weights, 16 * MIB):
         full = probe.progress()
-    assert full.bytes_done == 256 * PAGE and full.shards_done == 1 and full.percent == 100
+    assert full.bytes_done == 16 * MIB and full.shards_done == 1 and full.percent == 100
     assert probe.progress() == full  # the map is gone; what was read stays read
 
 
@@ -96,25 +103,25 @@ async def test_models_shows_progress_while_a_load_reads_its_weights(
     real = live.loader.inner
     weights = tiny_model_dir / "model.safetensors"
     size = weights.stat().st_size
-    half_read, gate = threading.Event(), threading.Event()
+    quarter_read, gate = threading.Event(), threading.Event()
 
-    def half_then_gated(request: LoadRequest) -> ServingModel:
-        # Reads half the weights the way the engine does (through a map), then waits.
-        with touched(weights, size // 2):
-            half_read.set()
+    def quarter_then_gated(request: LoadRequest) -> ServingModel:
+        # Reads a quarter of the weights as the engine does (through a map), then waits.
+        with touched(weights, size // 4):
+            quarter_read.set()
             gate.wait(30)
             return real(request)
 
-    live.loader.inner = half_then_gated
+    live.loader.inner = quarter_then_gated
     load = asyncio.create_task(live.load(TINY, tiny_model_dir))
     try:
-        assert await asyncio.to_thread(half_read.wait, 30)
+        assert await asyncio.to_thread(quarter_read.wait, 30)
         async with live.http() as http:
             (info,) = (await http.get("/models")).json()["models"]
         assert info["state"] == "loading"
         progress = info["progress"]
         assert progress["bytes_total"] == size and progress["shards_total"] == 1
-        assert size // 2 <= progress["bytes_done"] <= size // 2 + PAGE + FAULT_AROUND
+        assert size // 4 <= progress["bytes_done"] <= mapped_at_most(size // 4)
         assert progress["shards_done"] == 0
     finally:
         gate.set()
