@@ -179,8 +179,15 @@ def location_details(neurons: Sequence[Json]) -> dict[tuple[str, str], Json]:
 
 def activity(detail: Json, location: Json, load_started: float | None, now: float) -> str:
     """How long a load has taken, or since the copy last served (or loaded); or "busy"."""
-    if location.get("state") == "loading" and load_started is not None:
-        return f"loading {duration(max(0.0, now - load_started))}"
+    if location.get("state") == "loading":
+        # "loading 42% 1m": weights read so far (when the neuron measures it), time taken
+        parts = ["loading"]
+        if location.get("progress") is not None:
+            parts.append(f"{int(location['progress'])}%")
+        if load_started is not None:
+            parts.append(duration(max(0.0, now - load_started)))
+        if len(parts) > 1:
+            return " ".join(parts)
     if location.get("in_flight") or location.get("queued"):
         return "busy"
     since = detail.get("last_used_at") or detail.get("loaded_at")

@@ -27,7 +27,13 @@ from helexa.gateway.app import Gateway
 from helexa.gateway.keys import Ticket
 from helexa.gateway.metrics import GatewayMetrics
 from helexa.gateway.neuron_client import error_from_response
-from helexa.gateway.proxy import KEEP_ALIVE, Opened, Usage, error_event
+from helexa.gateway.proxy import (
+    KEEP_ALIVE,
+    Opened,
+    Usage,
+    error_event,
+    keep_alive_while_loading,
+)
 from helexa.gateway.state import ModelLocation
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -227,7 +233,9 @@ async def _wait_then_relay(
         while not opening.done():
             done, _ = await asyncio.wait({opening}, timeout=gw.keep_alive_interval)
             if not done:
-                yield KEEP_ALIVE
+                yield keep_alive_while_loading(
+                    KEEP_ALIVE, model_id, gw.fleet.load_percent(model_id)
+                )
         try:
             opened = opening.result()
         except APIError as exc:

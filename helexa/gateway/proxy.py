@@ -306,6 +306,19 @@ def error_event(err: APIError) -> bytes:
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
+def keep_alive_while_loading(keep_alive: bytes, model_id: str, percent: int | None) -> bytes:
+    """A waiting client's keep-alive, with the load's progress as an SSE comment when known.
+
+    `: loading model X 42%` replaces the plain comment; a dialect's own keep-alive
+    (Anthropic's ping event) follows it.
+    """
+    if percent is None:
+        return keep_alive
+    name = "".join(c for c in model_id if c.isprintable())  # a comment is one line
+    note = f": loading model {name} {percent}%\n\n".encode()
+    return note if keep_alive == KEEP_ALIVE else note + keep_alive
+
+
 async def _is_stale_location(resp: aiohttp.ClientResponse) -> bool:
     """A 404 model_not_loaded means our fleet view is stale: the next replica may have it."""
     if resp.status != 404:

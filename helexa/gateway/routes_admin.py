@@ -56,6 +56,7 @@ def fleet_json(gw: Gateway) -> dict[str, Any]:
                         "queued": loc.queued,
                         "memory_mb": loc.memory_mb,
                         "engine": loc.engine,
+                        "progress": loc.progress,
                     }
                     for loc in gw.fleet.locations(model_id)
                 ],

@@ -69,6 +69,7 @@ class ModelLocation:
     path: str | None = None  # as requested at load (None: not given, or not reported)
     revision: str | None = None
     engine: str = "transformers"
+    progress: int | None = None  # percent of the weights read, while loading (when measured)
 
     @classmethod
     def from_wire(cls, neuron: str, info: ModelInfo) -> ModelLocation:
@@ -90,6 +91,7 @@ class ModelLocation:
             path=info.path,
             revision=info.revision,
             engine=info.engine,
+            progress=info.progress.percent if info.progress and info.state == "loading" else None,
         )
 
     @property
@@ -126,6 +128,7 @@ class ModelLocation:
             "error": self.error,
             "capabilities": self.capabilities,
             "engine": self.engine,
+            "progress": self.progress,
         }
 
 
@@ -320,6 +323,15 @@ class FleetState:
             for n in sorted(self.neurons.values(), key=lambda n: n.name)
             if model_id in n.models
         ]
+
+    def load_percent(self, model_id: str) -> int | None:
+        """How far the furthest load of `model_id` has read its weights; None if unmeasured."""
+        measured = [
+            loc.progress
+            for loc in self.locations(model_id)
+            if loc.state == "loading" and loc.progress is not None
+        ]
+        return max(measured) if measured else None
 
     def model_ids(self) -> list[str]:
         """Every model any neuron holds, sorted."""

@@ -22,7 +22,7 @@ from helexa.gateway import router
 from helexa.gateway.app import Gateway
 from helexa.gateway.dispatch import RequestMeter, open_upstream
 from helexa.gateway.neuron_client import error_from_response
-from helexa.gateway.proxy import Opened
+from helexa.gateway.proxy import Opened, keep_alive_while_loading
 
 log = logging.getLogger("helexa.gateway.translated")
 
@@ -79,7 +79,8 @@ async def translated_stream(
         while not opening.done():
             done, _ = await asyncio.wait({opening}, timeout=gw.keep_alive_interval)
             if not done:
-                yield dialect.keep_alive
+                percent = gw.fleet.load_percent(model_id)
+                yield keep_alive_while_loading(dialect.keep_alive, model_id, percent)
         try:
             opened = opening.result()
         except APIError as exc:

@@ -15,6 +15,7 @@ from helexa.neuron.admission import Admission
 from helexa.neuron.config import NeuronConfig, PreloadEntry
 from helexa.neuron.http import EXCEPTION_HANDLERS, BearerAuth, BrowserGuard
 from helexa.neuron.limits import body_limits, neuron_body_limits
+from helexa.neuron.load_progress import weight_read_source
 from helexa.neuron.loading import TokenizerCache, engine_loader
 from helexa.neuron.metrics import ModelSnapshot, NeuronMetrics
 from helexa.neuron.openapi import ROUTES as OPENAPI_ROUTES
@@ -55,6 +56,7 @@ def build_state(config: NeuronConfig, loader: Loader | None = None) -> NeuronSta
         config.neuron.drain_timeout,
         on_load,
         failed_ttl=config.neuron.failed_load_ttl,
+        progress_source=weight_read_source(config),
     )
     metrics = NeuronMetrics(lambda: ModelSnapshot(registry.infos(), registry.cycles))
     metrics_ref.append(metrics)

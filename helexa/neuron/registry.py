@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from helexa.errors import APIError, LoadFailed, ModelNotLoaded, ModelUnloading
 from helexa.neuron.admission import Admission
-from helexa.protocol.neuron import LoadRequest, ModelInfo, ModelState
+from helexa.neuron.load_progress import ProgressProbe, ProgressSource
+from helexa.protocol.neuron import LoadProgress, LoadRequest, ModelInfo, ModelState
 
 log = logging.getLogger("helexa.neuron.registry")
 
@@ -70,6 +71,7 @@ class ModelEntry:
     failed_at: float | None = None  # monotonic; a failed entry expires after failed_ttl
     generations: set[Generation] = field(default_factory=set)
     generation_config: dict[str, Any] = field(default_factory=dict)  # the model's defaults
+    probe: ProgressProbe | None = None  # while loading, when the load can be measured
 
     @property
     def sampling_defaults(self) -> dict[str, Any]:
@@ -97,7 +99,18 @@ class ModelEntry:
             format=getattr(m, "weights_format", None),
             quantization=getattr(m, "quantization", None),
             engine=self.request.engine or "transformers",
+            progress=self.progress(),
         )
+
+    def progress(self) -> LoadProgress | None:
+        probe = self.probe
+        if self.state != "loading" or probe is None:
+            return None
+        try:
+            return probe.progress()
+        except OSError as exc:  # /proc unreadable: no figure rather than no /models
+            log.debug("load progress of %s: %s", self.id, exc)
+            return None
 
 
 def _generation_config(model: ServingModel) -> dict[str, Any]:
@@ -131,8 +144,10 @@ class Registry:
         on_load: Callable[[str, float | None], None] | None = None,
         failed_ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        progress_source: ProgressSource | None = None,
     ) -> None:
         self._loader = loader
+        self._progress_source = progress_source
         # Failed loads are shown for a while, then forgotten: any client may name any
         # model, and each name would otherwise stay in /models and metric labels forever.
         self._failed_ttl = failed_ttl
@@ -220,7 +235,7 @@ class Registry:
         request = entry.request
         started = time.monotonic()
         try:
-            model = await asyncio.to_thread(self._loader, request)
+            model = await asyncio.to_thread(self._measured_load, entry)
         except Exception as exc:
             entry.state, entry.error = "failed", str(exc) or type(exc).__name__
             entry.failed_at = self._clock()
@@ -238,6 +253,18 @@ class Registry:
         self._watch(entry, model)
         log.info("loaded %s in %.2fs (%d MB)", request.model, entry.load_seconds, model.memory_mb)
         return entry
+
+    def _measured_load(self, entry: ModelEntry) -> ServingModel:
+        """The loader, with a progress probe on the entry while it runs (loader thread)."""
+        if self._progress_source is not None:
+            try:
+                entry.probe = self._progress_source(entry.request)
+            except OSError as exc:  # a weight file gone already: the load will say so
+                log.debug("no load progress for %s: %s", entry.id, exc)
+        try:
+            return self._loader(entry.request)
+        finally:
+            entry.probe = None
 
     def _watch(self, entry: ModelEntry, model: ServingModel) -> None:
         """A server engine's process that dies unasked makes its model `failed` (with the

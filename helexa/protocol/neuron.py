@@ -54,6 +54,22 @@ class Discovery(WireModel):
     formats: list[str] = Field(default_factory=list)
 
 
+class LoadProgress(WireModel):
+    """How far a load has read its weight files (docs/neuron.md "Load progress")."""
+
+    bytes_done: int = 0
+    bytes_total: int = 0
+    shards_done: int = 0
+    shards_total: int = 0
+
+    @property
+    def percent(self) -> int | None:
+        """0..100 by bytes; None when the total is unknown."""
+        if self.bytes_total <= 0:
+            return None
+        return max(0, min(100, self.bytes_done * 100 // self.bytes_total))
+
+
 class ModelInfo(WireModel):
     id: str
     state: ModelState
@@ -77,6 +93,7 @@ class ModelInfo(WireModel):
     format: str | None = None
     quantization: str | None = None  # the GGUF file's type, e.g. "Q4_1"; None = not quantized
     engine: EngineName = "transformers"
+    progress: LoadProgress | None = None  # while loading, when the neuron can measure it
 
 
 class ModelsList(WireModel):

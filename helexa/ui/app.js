@@ -104,8 +104,11 @@ function modelRow(model, stats, details, decisions, now) {
   let idle = "–";
   for (const loc of model.locations) {
     const started = decisions.loads.get(`${model.id}\u0000${loc.neuron}`);
-    const elapsed = loc.state === "loading" && started ? ` ${age(now - started)}` : "";
-    where.append(badge(`${loc.neuron}: ${loc.state}${elapsed}`, loc.state));
+    const loading = loc.state === "loading";
+    // "loading 42% 1m": the share of weights read (when the neuron measures it), time taken
+    const percent = loading && loc.progress != null ? ` ${loc.progress}%` : "";
+    const elapsed = loading && started ? ` ${age(now - started)}` : "";
+    where.append(badge(`${loc.neuron}: ${loc.state}${percent}${elapsed}`, loc.state));
     busy += loc.in_flight + loc.queued;
     const detail = details.get(`${model.id}\u0000${loc.neuron}`) || {};
     const since = detail.last_used_at || detail.loaded_at;

@@ -149,6 +149,20 @@ def test_a_loading_copy_shows_how_long_its_load_has_taken() -> None:
     assert "loading 1m" in status_view.render(fleet, WIDE, NOW)
 
 
+def test_a_loading_copy_shows_the_share_of_its_weights_read() -> None:
+    loading = {"neuron": "beast", "state": "loading", "progress": 42}
+    fleet = {
+        "neurons": [{"name": "beast", "healthy": True, "devices": [], "models": []}],
+        "models": [{"id": "m/big", "locations": [loading]}],
+        "decisions": [
+            {"kind": "load", "model": "m/big", "neuron": "beast", "reason": "r", "at": NOW - 75},
+        ],
+    }
+    assert "loading 42% 1m" in status_view.render(fleet, WIDE, NOW)
+    fleet["decisions"] = []  # decided before the gateway's memory began: percent alone
+    assert "loading 42%" in status_view.render(fleet, WIDE, NOW)
+
+
 def test_pending_host_actions_show_their_target() -> None:
     restart = {
         "id": "h1", "kind": "restart", "symbol": "↻", "neuron": "loopy",
