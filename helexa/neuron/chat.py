@@ -123,8 +123,12 @@ def completion_prompt_ids(tokenizer: Any, prompt: str | list[int] | list[str]) -
     if isinstance(prompt, str):
         ids: list[int] = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         return ids
-    if all(isinstance(p, int) for p in prompt):
-        return [int(p) for p in prompt]
+    token_ids = [p for p in prompt if isinstance(p, int)]
+    if len(token_ids) == len(prompt):
+        vocab = len(tokenizer)
+        if any(not 0 <= p < vocab for p in token_ids):  # the embedding lookup would be a 500
+            raise BadRequest(f"prompt token ids must be in [0, {vocab})", param="prompt")
+        return token_ids
     if len(prompt) == 1:
         return completion_prompt_ids(tokenizer, str(prompt[0]))
     raise BadRequest("only one prompt per request is supported", param="prompt")

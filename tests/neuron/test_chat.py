@@ -85,6 +85,16 @@ def test_completion_prompt_forms(tiny_tokenizer: Any) -> None:
         completion_prompt_ids(tiny_tokenizer, ["a", "b"])
 
 
+@pytest.mark.parametrize("bad_id", [-1, 10**9])
+def test_prompt_token_ids_outside_the_vocabulary_are_a_400(
+    tiny_tokenizer: Any, bad_id: int
+) -> None:
+    # Found by the OpenAPI fuzzer: [-1] reached the embedding lookup and was a 500.
+    with pytest.raises(BadRequest) as info:
+        completion_prompt_ids(tiny_tokenizer, [5, bad_id])
+    assert info.value.param == "prompt"
+
+
 def test_n_other_than_one_is_rejected_naming_n() -> None:
     check_n(_chat(n=1))
     with pytest.raises(BadRequest) as info:
