@@ -36,9 +36,9 @@ def sequence(seq_id: int, prompt: list[int]) -> Sequence:
     return Sequence(seq_id, prompt, RowSampler.create(GREEDY), asyncio.get_running_loop())
 
 
-async def test_streams_started_in_one_tick_are_prefilled_together(
-    engine: LoadedModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def prefill_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many prompts each prefill the worker runs takes, in order."""
     sizes: list[int] = []
 
     def spy(model: Any, prompts: list[list[int]], device: torch.device) -> Any:
@@ -46,6 +46,12 @@ async def test_streams_started_in_one_tick_are_prefilled_together(
         return prefill(model, prompts, device)
 
     monkeypatch.setattr(worker_module, "prefill", spy)
+    return sizes
+
+
+async def test_streams_started_in_one_tick_are_prefilled_together(
+    engine: LoadedModel, prefill_sizes: list[int]
+) -> None:
 
     async def collect(prompt: list[int]) -> list[int]:
         return [t async for t in engine.stream(prompt, GREEDY)]
@@ -53,7 +59,7 @@ async def test_streams_started_in_one_tick_are_prefilled_together(
     prompts = [[10 + i] * (3 + i) for i in range(8)]
     outputs = await asyncio.gather(*(collect(p) for p in prompts))
 
-    assert sizes == [8]
+    assert prefill_sizes == [8]
     assert all(len(tokens) == 4 for tokens in outputs)
 
 
@@ -168,20 +174,13 @@ async def test_out_of_memory_while_generating_is_a_retryable_503_and_the_model_k
 
 
 async def test_a_prefill_takes_newcomers_up_to_its_token_cap(
-    engine: LoadedModel, monkeypatch: pytest.MonkeyPatch
+    engine: LoadedModel, prefill_sizes: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sizes: list[int] = []
-
-    def spy(model: Any, prompts: list[list[int]], device: torch.device) -> Any:
-        sizes.append(len(prompts))
-        return prefill(model, prompts, device)
-
-    monkeypatch.setattr(worker_module, "prefill", spy)
     monkeypatch.setattr(worker_module, "PREFILL_MAX_TOKENS", 10)
 
     outputs = await asyncio.gather(*(collect(engine, [7] * 4, GREEDY) for _ in range(3)))
 
-    assert sizes == [2, 1]  # 4 + 4 fit in 10 tokens, the third prompt waits a step
+    assert prefill_sizes == [2, 1]  # 4 + 4 fit in 10 tokens, the third prompt waits a step
     assert all(len(tokens) == 4 for tokens in outputs)
 
 

@@ -6,7 +6,7 @@ import asyncio
 import re
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import httpx
@@ -176,28 +176,47 @@ async def test_apply_refuses_a_host_that_changed_since_the_plan(sshd: Sshd, tmp_
 # -- end to end: bootstrap, then `helexa plan` / `helexa apply` over SSH -------------------
 
 
+@dataclass(frozen=True)
+class LoopyHost:
+    """The loopback host "loopy" the end-to-end tests bootstrap, and the flags to reach it."""
+
+    token: Path
+    endpoint: str
+    ssh_flags: list[str]
+    layout_flags: list[str]
+    bootstrap: list[str]  # the `helexa bootstrap` argv
+
+    @classmethod
+    def make(
+        cls, tmp_path: Path, sshd: Sshd, layout: HostLayout, wheel: Path, fleet_path: Path
+    ) -> LoopyHost:
+        token = tmp_path / "fleet.token"
+        token.write_text("s3cret\n")
+        endpoint = f"http://127.0.0.1:{free_port()}"
+        layout_flags = [
+            "--prefix", str(layout.prefix), "--config-dir", str(layout.config_dir),
+            "--state-dir", str(layout.state_dir), "--unit-dir", str(layout.unit_dir),
+            "--service-user", "root",
+        ]  # fmt: skip
+        ssh_flags = ["--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
+        bootstrap = [
+            "bootstrap", "127.0.0.1", "--name", "loopy", "--ssh-port", str(sshd.port),
+            "--install", "pip", "--wheel", str(wheel), "--fleet", str(fleet_path),
+            "--endpoint", endpoint, "--token-file", str(token), "--accept-new-host-key",
+            "--health-timeout", "120", *ssh_flags, *layout_flags,
+        ]  # fmt: skip
+        return cls(token, endpoint, ssh_flags, layout_flags, bootstrap)
+
+
 def test_a_changed_setting_reaches_the_host_through_plan_and_apply(
     sshd: Sshd, helexa_wheel: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     layout = temp_layout(tmp_path / "host")
     offline_venv(Path(layout.prefix))
     files = write_config(tmp_path, fleet_toml({}), [])
-    token = tmp_path / "fleet.token"
-    token.write_text("s3cret\n")
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    layout_flags = [
-        "--prefix", str(layout.prefix), "--config-dir", str(layout.config_dir),
-        "--state-dir", str(layout.state_dir), "--unit-dir", str(layout.unit_dir),
-        "--service-user", "root",
-    ]  # fmt: skip
-    ssh_flags = ["--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
-    bootstrap = [
-        "bootstrap", "127.0.0.1", "--name", "loopy", "--ssh-port", str(sshd.port),
-        "--install", "pip", "--wheel", str(helexa_wheel), "--fleet", str(files.fleet),
-        "--endpoint", endpoint, "--token-file", str(token), "--accept-new-host-key",
-        "--health-timeout", "120", *ssh_flags, *layout_flags,
-    ]  # fmt: skip
-    flags = [*files.flags, *ssh_flags, *layout_flags]
+    loopy = LoopyHost.make(tmp_path, sshd, layout, helexa_wheel, files.fleet)
+    endpoint, bootstrap = loopy.endpoint, loopy.bootstrap
+    flags = [*files.flags, *loopy.ssh_flags, *loopy.layout_flags]
     try:
         assert main(bootstrap) == 0
         assert main(["plan", *flags]) == 0  # bootstrap left nothing for plan to do
@@ -294,21 +313,8 @@ def test_the_daemon_applies_host_actions_with_all_and_only_plans_them_with_model
     layout = temp_layout(tmp_path / "host")
     offline_venv(Path(layout.prefix))
     files = write_config(tmp_path, fleet_toml({}, auto="models"), [])
-    token = tmp_path / "fleet.token"
-    token.write_text("s3cret\n")
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    layout_flags = [
-        "--prefix", str(layout.prefix), "--config-dir", str(layout.config_dir),
-        "--state-dir", str(layout.state_dir), "--unit-dir", str(layout.unit_dir),
-        "--service-user", "root",
-    ]  # fmt: skip
-    ssh_flags = ["--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
-    bootstrap = [
-        "bootstrap", "127.0.0.1", "--name", "loopy", "--ssh-port", str(sshd.port),
-        "--install", "pip", "--wheel", str(helexa_wheel), "--fleet", str(files.fleet),
-        "--endpoint", endpoint, "--token-file", str(token), "--accept-new-host-key",
-        "--health-timeout", "120", *ssh_flags, *layout_flags,
-    ]  # fmt: skip
+    loopy = LoopyHost.make(tmp_path, sshd, layout, helexa_wheel, files.fleet)
+    endpoint, bootstrap = loopy.endpoint, loopy.bootstrap
     access = HostAccess(known_hosts=sshd.known_hosts, identity=sshd.client_key, layout=layout)
     try:
         assert main(bootstrap) == 0
