@@ -1,8 +1,8 @@
 """The gateway: one object owning fleet state, poller, proxy and cold loader, and its app.
 
 `Gateway` is the I/O shell around the pure core (router, placement,
-catalogue). `build_app` wires the routes (routes_openai, routes_anthropic,
-routes_responses, routes_admin) and the API-key check (auth). Background
+catalogue). `build_app` wires the routes (gateway.routes: openai, anthropic,
+responses, admin, ui, usage) and the API-key check (auth). Background
 work (polling, housekeeping) runs between `start()` and `stop()`; `helexa
 serve` and tests both use it.
 """
@@ -237,7 +237,7 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     """starlette's 404/405 (no such path or method) as JSON in the caller's dialect:
     Anthropic for /v1/messages... or an `anthropic-version` header, else OpenAI."""
     from helexa.gateway.dispatch import openai_error
-    from helexa.gateway.routes_anthropic import anthropic_error
+    from helexa.gateway.routes.anthropic import anthropic_error
 
     assert isinstance(exc, HTTPException)
     error = NoSuchRoute.of(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
@@ -254,15 +254,13 @@ def gateway_of(request: Request) -> Gateway:
 
 def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     """The ASGI app; with `manage_lifecycle` its lifespan starts and stops `gateway`."""
-    from helexa.gateway import (
-        openapi,
-        routes_admin,
-        routes_anthropic,
-        routes_openai,
-        routes_responses,
-        routes_ui,
-        routes_usage,
-    )
+    from helexa.gateway import openapi
+    from helexa.gateway.routes import admin as routes_admin
+    from helexa.gateway.routes import anthropic as routes_anthropic
+    from helexa.gateway.routes import openai as routes_openai
+    from helexa.gateway.routes import responses as routes_responses
+    from helexa.gateway.routes import ui as routes_ui
+    from helexa.gateway.routes import usage as routes_usage
     from helexa.gateway.ui_auth import UiSessionMiddleware
 
     @contextlib.asynccontextmanager

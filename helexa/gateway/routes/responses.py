@@ -1,7 +1,7 @@
 """OpenAI Responses API: `POST /v1/responses`, stream and not.
 
 Translation is helexa.translate.responses_* (pure); this module moves bytes
-like routes_anthropic: the request becomes a chat completion routed as
+like routes.anthropic: the request becomes a chat completion routed as
 `/v1/chat/completions` is (dispatch.open_upstream: wait, cold-load,
 failover) and the answer is translated back. Streams send
 `response.created` at once and `: keep-alive` comments while the model
