@@ -20,7 +20,8 @@ from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
-from helexa.gateway.dispatch import RequestMeter, open_upstream
+from helexa.gateway.dispatch import open_upstream
+from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import Opened, keep_alive_while_loading
 

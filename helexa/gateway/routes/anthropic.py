@@ -26,11 +26,13 @@ from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream
+from helexa.gateway.dispatch import open_upstream
 from helexa.gateway.keys import Ticket, check_model_access, request_ticket
+from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.limits import parse_json_object
 from helexa.protocol.neuron import TokenizeRequest
+from helexa.sse import SSEResponse
 from helexa.translate.anthropic_request import (
     parse_count_tokens_request,
     parse_messages_request,

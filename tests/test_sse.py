@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from helexa.neuron.sse import KEEP_ALIVE, sse_stream
+from helexa.sse import KEEP_ALIVE, sse_stream
 
 
 async def test_keep_alive_fills_silences_without_losing_frames() -> None:
