@@ -285,10 +285,10 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         + openapi.ROUTES
     )
     hot = {
-        "/v1/chat/completions": routes_openai.chat_completions_of,
-        "/v1/completions": routes_openai.completions_of,
-        "/v1/messages": routes_anthropic.messages_of,
-        "/v1/responses": routes_responses.responses_of,
+        "/v1/chat/completions": routes_openai.chat_completions,
+        "/v1/completions": routes_openai.completions,
+        "/v1/messages": routes_anthropic.messages,
+        "/v1/responses": routes_responses.responses,
     }
     app = GatewayApp(
         gateway,

@@ -92,7 +92,7 @@ async def _whole(gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str
     neuron = opened.target.neuron
     loc = _track(gw, model_id, neuron)
     try:
-        body = await gw.proxy.read_all(opened, meter.usage)
+        body = await gw.proxy.read_all(opened, meter.stats)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return openai_error(exc)
@@ -111,7 +111,7 @@ async def _relay(
     loc = _track(gw, model_id, neuron)
     status: int | str = "client_closed"
     try:
-        async for chunk in gw.proxy.relay(opened, meter.usage, drop_usage_event=drop_usage_event):
+        async for chunk in gw.proxy.relay(opened, meter.stats, drop_usage_event=drop_usage_event):
             if chunk.startswith(b'data: {"error"'):
                 status = "stream_error"
             yield chunk

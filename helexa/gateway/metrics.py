@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from helexa.gateway.keys import Ticket
-from helexa.gateway.proxy import Usage
+from helexa.gateway.proxy import ResponseStats
 from helexa.gateway.series import CounterSeries, HistogramSeries, SeriesCollector
 
 # Buckets span a 3060 running an 8B model (slow) to a 5090 (fast) and CPU test models.
@@ -192,7 +192,7 @@ class RequestMeter:
     metrics: GatewayMetrics
     model: str
     dialect: str
-    usage: Usage = field(default_factory=Usage)
+    stats: ResponseStats = field(default_factory=ResponseStats)
     done: bool = False
     ticket: Ticket | None = None  # the calling key's, when keys are configured
 
@@ -200,7 +200,7 @@ class RequestMeter:
         if self.done:
             return
         self.done = True
-        u = self.usage
+        u = self.stats
         end = u.finished_at or time.monotonic()
         labels = (self.model, neuron or "", self.dialect)
         m = self.metrics

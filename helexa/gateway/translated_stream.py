@@ -96,7 +96,7 @@ async def translated_stream(
             yield render(translator.error(error_from_response(neuron, status, raw)))
             return
         try:
-            async for block in gw.proxy.relay(opened, meter.usage):
+            async for block in gw.proxy.relay(opened, meter.stats):
                 out = _translate_block(block, translator, dialect)
                 if out:
                     yield out

@@ -32,28 +32,29 @@ from helexa.gateway.proxy import KEEP_ALIVE
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.limits import parse_json_object
 from helexa.sse import SSEResponse
-from helexa.translate.responses_request import parse_responses_request, translate_request
-from helexa.translate.responses_response import ResponseContext, translate_response
-from helexa.translate.responses_stream import ResponsesStreamTranslator, render_sse
+from helexa.translate.responses_request import parse_responses_request, responses_to_chat_request
+from helexa.translate.responses_response import ResponseContext, chat_completion_to_response
+from helexa.translate.responses_stream import ResponsesStreamTranslator, render_responses_sse
 
 log = logging.getLogger("helexa.gateway.responses")
 
 DIALECT = "responses"
 CHAT_PATH = "/chat/completions"
-STREAM = StreamDialect(render=render_sse, keep_alive=KEEP_ALIVE)
+STREAM = StreamDialect(render=render_responses_sse, keep_alive=KEEP_ALIVE)
 
 
-async def responses(request: Request) -> Response:
+async def responses_endpoint(request: Request) -> Response:
+    """The starlette endpoint: reads the body and the key's ticket for `responses`."""
     gw = gateway_of(request)
-    return await responses_of(gw, await request.body(), request_ticket(gw, request))
+    return await responses(gw, await request.body(), request_ticket(gw, request))
 
 
-async def responses_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
+async def responses(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/responses` with its body read (also the fast lane's handler)."""
     try:
         parsed = parse_responses_request(await parse_json_object(raw))
         resolved = router.resolve_or_raise(parsed.model, gw.config.models, gw.fleet)
-        body = translate_request(parsed)  # tool and input rules raise BadRequest too
+        body = responses_to_chat_request(parsed)  # tool and input rules raise BadRequest too
         if ticket is not None:
             ticket.admit(resolved.model_id, len(raw))
     except APIError as exc:
@@ -89,11 +90,11 @@ async def _whole(
     try:
         opened = await open_upstream(gw, model_id, CHAT_PATH, payload, stream=False, hint=hint)
         neuron = opened.target.neuron
-        raw = await gw.proxy.read_all(opened, meter.usage)
+        raw = await gw.proxy.read_all(opened, meter.stats)
         status = opened.response.status
         if status != 200:
             raise error_from_response(neuron, status, raw)
-        answer = translate_response(fastjson.loads(raw), ctx)
+        answer = chat_completion_to_response(fastjson.loads(raw), ctx)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return openai_error(exc)
@@ -104,4 +105,4 @@ async def _whole(
     return Response(fastjson.dumps(answer), media_type="application/json")
 
 
-ROUTES = [Route("/v1/responses", responses, methods=["POST"])]
+ROUTES = [Route("/v1/responses", responses_endpoint, methods=["POST"])]
