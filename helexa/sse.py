@@ -11,7 +11,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-KEEP_ALIVE = ": keep-alive\n\n"
+KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
 # no-cache: a stream is never replayed; X-Accel-Buffering: nginx in front must not hold it back.
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -25,12 +25,11 @@ class SSEResponse(Response):
     is one plain task whose completion cancels the sending task, so a client
     that leaves still ends the stream at once and closes `events` (its
     `finally`), which closes the upstream or cancels the generation behind it.
-    `events` yields bytes (the gateway's relay) or str (the neuron's frames).
     """
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[bytes] | AsyncIterator[str]) -> None:
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
         self.events = events
         self.status_code = 200
         self.background = None
@@ -51,8 +50,7 @@ class SSEResponse(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async for chunk in self.events:
-                body = chunk if isinstance(chunk, bytes) else chunk.encode()
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             listener.remove_done_callback(on_disconnect)  # the end is ours, not the client's
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
@@ -70,8 +68,11 @@ async def _until_disconnect(receive: Receive) -> None:
         pass
 
 
-async def sse_stream(frames: AsyncIterator[str], keep_alive_s: float) -> AsyncGenerator[str, None]:
-    """`frames` as they come, plus a comment whenever nothing was sent for `keep_alive_s`.
+async def sse_stream(
+    frames: AsyncIterator[str], keep_alive_s: float
+) -> AsyncGenerator[bytes, None]:
+    """`frames` as they come (encoded), plus a comment whenever nothing was sent for
+    `keep_alive_s`.
 
     The pending read survives a keep-alive (it is waited on, never cancelled by a
     timeout), so no token is lost; when the consumer goes away the read is cancelled
@@ -91,7 +92,7 @@ async def sse_stream(frames: AsyncIterator[str], keep_alive_s: float) -> AsyncGe
             except StopAsyncIteration:
                 return
             pending = None
-            yield frame
+            yield frame.encode()
     finally:
         if pending is not None and not pending.done():
             pending.cancel()

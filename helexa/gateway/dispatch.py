@@ -25,13 +25,12 @@ from helexa.gateway.app import Gateway
 from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import (
-    KEEP_ALIVE,
     Opened,
     error_event,
     keep_alive_while_loading,
 )
 from helexa.gateway.state import ModelLocation
-from helexa.sse import SSEResponse
+from helexa.sse import KEEP_ALIVE, SSEResponse
 
 
 def openai_error(exc: APIError) -> JSONResponse:

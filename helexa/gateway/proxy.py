@@ -27,6 +27,7 @@ from helexa import fastjson
 from helexa.errors import APIError, Overloaded, UpstreamError, UpstreamTimeout
 from helexa.gateway.sessions import LazySession, SessionFactory
 from helexa.protocol.neuron import PRIORITY_HEADER
+from helexa.sse import KEEP_ALIVE
 
 # The calling key's priority, set by the fast lane for the request's task (and the
 # tasks it starts): sent upstream as X-Helexa-Priority when not 0 (docs/keys.md).
@@ -302,9 +303,6 @@ def _data_json(event: bytes) -> dict[str, Any] | None:
 def error_event(err: APIError) -> bytes:
     """The OpenAI-shaped error event that ends a broken stream."""
     return b"data: " + json.dumps(err.to_openai()).encode() + b"\n\n"
-
-
-KEEP_ALIVE = b": keep-alive\n\n"
 
 
 def keep_alive_while_loading(keep_alive: bytes, model_id: str, percent: int | None) -> bytes:

@@ -82,7 +82,9 @@ class SlotResponse(SSEResponse):
     """A streaming response that releases its admission slot however it ends,
     even when the client is gone before the body iterator ever starts."""
 
-    def __init__(self, content: AsyncIterator[str], release: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self, content: AsyncIterator[bytes], release: Callable[[], Awaitable[None]]
+    ) -> None:
         super().__init__(content)
         self._release = release
 

@@ -28,10 +28,9 @@ from helexa.gateway.dispatch import open_upstream, openai_error
 from helexa.gateway.keys import Ticket, request_ticket
 from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
-from helexa.gateway.proxy import KEEP_ALIVE
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.limits import parse_json_object
-from helexa.sse import SSEResponse
+from helexa.sse import KEEP_ALIVE, SSEResponse
 from helexa.translate.responses_request import parse_responses_request, responses_to_chat_request
 from helexa.translate.responses_response import ResponseContext, chat_completion_to_response
 from helexa.translate.responses_stream import ResponsesStreamTranslator, render_responses_sse
