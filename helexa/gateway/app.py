@@ -1,8 +1,8 @@
 """The gateway: one object owning fleet state, poller, proxy and cold loader, and its app.
 
 `Gateway` is the I/O shell around the pure core (router, placement,
-catalogue). `build_app` wires the routes (gateway.routes: openai, anthropic,
-responses, admin, ui, usage) and the API-key check (auth). Background
+catalogue). `build_app` wires the routes (routes_openai, routes_anthropic,
+routes_responses, routes_admin) and the API-key check (auth). Background
 work (polling, housekeeping) runs between `start()` and `stop()`; `helexa
 serve` and tests both use it.
 """
