@@ -34,7 +34,7 @@ from helexa.config import Config, FleetConfig, ModelsConfig
 from helexa.config.keys import KeysConfig, hash_key
 from helexa.config.loader import parse_toml, validate
 from helexa.gateway.keys import KeyRing, Principal, Ticket, authenticate
-from helexa.gateway.proxy import Usage
+from helexa.gateway.proxy import ResponseStats
 from helexa.gateway.usage import UsageBook
 
 KEY_COUNT = 1000
@@ -160,7 +160,7 @@ async def key_path_cost(repeat: int) -> tuple[float, float]:
     )
     ring = KeyRing.build(config)
     book = UsageBook()
-    usage = Usage(prompt_tokens=20, completion_tokens=40)
+    stats = ResponseStats(prompt_tokens=20, completion_tokens=40)
     auth = (b"authorization", f"Bearer {BENCH_KEY}".encode())
     scope = {"path": "/v1/chat/completions", "headers": [(b"host", b"x"), JSON_HEADER, auth]}
 
@@ -178,7 +178,7 @@ async def key_path_cost(repeat: int) -> tuple[float, float]:
         for _ in range(repeat):
             ticket = Ticket(principal, book, time.monotonic, "openai")
             ticket.admit(MODEL, 120)
-            ticket.finish("stub", 200, usage, 0.01)
+            ticket.finish("stub", 200, stats, 0.01)
             ticket.close()
         ticket_best = min(ticket_best, (time.perf_counter() - started) / repeat)
     return auth_best, ticket_best

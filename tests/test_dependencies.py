@@ -83,7 +83,7 @@ def test_uvicorn_server_still_installs_signals_through_capture_signals() -> None
 @pytest.mark.asyncio
 async def test_starlette_response_headers_without_its_init() -> None:
     # SSEResponse skips Response.__init__ (no body to render) and relies on init_headers.
-    from helexa.gateway.dispatch import SSEResponse
+    from helexa.sse import SSEResponse
 
     async def nothing() -> object:
         yield b""  # pragma: no cover

@@ -2,5 +2,5 @@
 
 ssh (connections) -> facts (probe + pure parsers) -> hostplan (desired state, pure
 diff) -> hostapply (carry actions out); hostsync plans/applies one host, bootstrap
-adds the health wait and the fleet.toml entry. render + helexa/templates make files.
+adds the health wait and the fleet.toml entry. render + the top-level templates/ make files.
 """

@@ -3,6 +3,10 @@ an error, never an empty string). Pure: parameters in, text out.
 
 `python -m helexa.deploy.render --rpm DIR` writes the files the RPM ships (rpm/ holds
 them checked in; a test keeps them equal to what the templates render).
+
+The templates live in the repository's top-level templates/; the wheel ships them as
+helexa/templates (setup.py, pyproject's package-dir), so `templates_dir` looks in the
+installed package first and in the source tree beside it second.
 """
 
 from __future__ import annotations
@@ -25,8 +29,19 @@ from helexa.deploy.layout import HostLayout, InstallMethod
 GATEWAY_PORT = 31313
 METRICS_PORT = 31314
 
+_PACKAGE = Path(__file__).resolve().parents[1]  # helexa/
+
+
+def templates_dir(package: Path = _PACKAGE) -> Path:
+    """helexa/templates in an installed wheel, else the source tree's templates/."""
+    for candidate in (package / "templates", package.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no templates/ in {package} or {package.parent}")
+
+
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("helexa", "templates"),
+    loader=jinja2.FileSystemLoader(templates_dir()),
     undefined=jinja2.StrictUndefined,
     autoescape=False,  # units, TOML and shell: escaping is done per format by the filters
     keep_trailing_newline=True,

@@ -237,7 +237,7 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     """starlette's 404/405 (no such path or method) as JSON in the caller's dialect:
     Anthropic for /v1/messages... or an `anthropic-version` header, else OpenAI."""
     from helexa.gateway.dispatch import openai_error
-    from helexa.gateway.routes_anthropic import anthropic_error
+    from helexa.gateway.routes.anthropic import anthropic_error
 
     assert isinstance(exc, HTTPException)
     error = NoSuchRoute.of(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
@@ -254,15 +254,13 @@ def gateway_of(request: Request) -> Gateway:
 
 def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     """The ASGI app; with `manage_lifecycle` its lifespan starts and stops `gateway`."""
-    from helexa.gateway import (
-        openapi,
-        routes_admin,
-        routes_anthropic,
-        routes_openai,
-        routes_responses,
-        routes_ui,
-        routes_usage,
-    )
+    from helexa.gateway import openapi
+    from helexa.gateway.routes import admin as routes_admin
+    from helexa.gateway.routes import anthropic as routes_anthropic
+    from helexa.gateway.routes import openai as routes_openai
+    from helexa.gateway.routes import responses as routes_responses
+    from helexa.gateway.routes import ui as routes_ui
+    from helexa.gateway.routes import usage as routes_usage
     from helexa.gateway.ui_auth import UiSessionMiddleware
 
     @contextlib.asynccontextmanager
@@ -287,10 +285,10 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         + openapi.ROUTES
     )
     hot = {
-        "/v1/chat/completions": routes_openai.chat_completions_of,
-        "/v1/completions": routes_openai.completions_of,
-        "/v1/messages": routes_anthropic.messages_of,
-        "/v1/responses": routes_responses.responses_of,
+        "/v1/chat/completions": routes_openai.chat_completions,
+        "/v1/completions": routes_openai.completions,
+        "/v1/messages": routes_anthropic.messages,
+        "/v1/responses": routes_responses.responses,
     }
     app = GatewayApp(
         gateway,

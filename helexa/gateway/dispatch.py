@@ -16,118 +16,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
 from helexa.errors import APIError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
-from helexa.gateway.keys import Ticket
-from helexa.gateway.metrics import GatewayMetrics
+from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import (
-    KEEP_ALIVE,
     Opened,
-    Usage,
     error_event,
     keep_alive_while_loading,
 )
 from helexa.gateway.state import ModelLocation
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class SSEResponse(Response):
-    """A streamed `text/event-stream` answer without a task group per request.
-
-    Starlette's StreamingResponse (for uvicorn's ASGI 2.3) runs the body in an
-    anyio task group beside a disconnect listener: the largest per-request
-    cost of a streamed relay after the sockets themselves. Here the listener
-    is one plain task whose completion cancels the sending task, so a client
-    that leaves still ends the stream at once and closes the upstream (the
-    event generator's `finally`), which cancels the neuron's generation.
-    """
-
-    media_type = "text/event-stream"
-
-    def __init__(self, events: AsyncIterator[bytes]) -> None:
-        self.events = events
-        self.status_code = 200
-        self.background = None
-        self.init_headers(SSE_HEADERS)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sender = asyncio.current_task()
-        assert sender is not None
-        disconnected = False
-
-        def on_disconnect(_: object) -> None:
-            nonlocal disconnected
-            disconnected = True
-            sender.cancel()
-
-        listener = asyncio.ensure_future(_until_disconnect(receive))
-        listener.add_done_callback(on_disconnect)
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async for chunk in self.events:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            listener.remove_done_callback(on_disconnect)  # the end is ours, not the client's
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not disconnected:
-                raise
-            sender.uncancel()
-        finally:
-            listener.remove_done_callback(on_disconnect)
-            listener.cancel()
-            aclose = getattr(self.events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-@dataclass
-class RequestMeter:
-    """Feeds the per-request metrics once, when the response has ended."""
-
-    metrics: GatewayMetrics
-    model: str
-    dialect: str
-    usage: Usage = field(default_factory=Usage)
-    done: bool = False
-    ticket: Ticket | None = None  # the calling key's, when keys are configured
-
-    def finish(self, neuron: str | None, status: int | str) -> None:
-        if self.done:
-            return
-        self.done = True
-        u = self.usage
-        end = u.finished_at or time.monotonic()
-        labels = (self.model, neuron or "", self.dialect)
-        m = self.metrics
-        m.requests.inc((*labels, str(status)))
-        m.request_duration.observe(labels, end - u.started)
-        if self.ticket is not None:
-            self.ticket.finish(neuron, status, u, end - u.started)
-        if u.first_token_at is not None:
-            m.ttft.observe(labels, u.first_token_at - u.started)
-        if neuron is None:
-            return
-        where = (self.model, neuron)
-        if u.prompt_tokens:
-            m.prompt_tokens.inc(where, u.prompt_tokens)
-        if u.completion_tokens:
-            m.completion_tokens.inc(where, u.completion_tokens)
-            decoding = end - (u.first_token_at or u.started)
-            if u.completion_tokens > 1 and decoding > 0:
-                m.tokens_per_second.observe(where, (u.completion_tokens - 1) / decoding)
+from helexa.sse import KEEP_ALIVE, SSEResponse
 
 
 def openai_error(exc: APIError) -> JSONResponse:
@@ -188,7 +91,7 @@ async def _whole(gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str
     neuron = opened.target.neuron
     loc = _track(gw, model_id, neuron)
     try:
-        body = await gw.proxy.read_all(opened, meter.usage)
+        body = await gw.proxy.read_all(opened, meter.stats)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return openai_error(exc)
@@ -207,7 +110,7 @@ async def _relay(
     loc = _track(gw, model_id, neuron)
     status: int | str = "client_closed"
     try:
-        async for chunk in gw.proxy.relay(opened, meter.usage, drop_usage_event=drop_usage_event):
+        async for chunk in gw.proxy.relay(opened, meter.stats, drop_usage_event=drop_usage_event):
             if chunk.startswith(b'data: {"error"'):
                 status = "stream_error"
             yield chunk

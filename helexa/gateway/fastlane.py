@@ -13,8 +13,8 @@ in the same order and the same functions:
 1. API keys (`keys.authenticate`, 401 in the path's dialect: a hash and a
    dict lookup);
 2. body limits (`helexa.limits.read_body`: 413 / 415 / 400 in the dialect);
-3. the route's handler (`routes_*.<name>_of(gateway, body, ticket)`), whose
-   starlette `Response` is then sent as usual. The key's ticket (None on an
+3. the route's handler (`routes.openai.chat_completions(gateway, body, ticket)`
+   and its likes), whose starlette `Response` is then sent as usual. The key's ticket (None on an
    open gateway) is admitted by the handler once the model is known (403 /
    429) and settled when the answer ends, or here if it never ran.
 
@@ -45,7 +45,8 @@ from helexa.limits import read_body
 
 log = logging.getLogger("helexa.gateway")
 
-# (gateway, request body, the key's ticket) -> the response; the routes' `*_of` functions.
+# (gateway, request body, the key's ticket) -> the response: a route module's handler
+# (routes.openai.chat_completions...), which its starlette `*_endpoint` also calls.
 HotHandler = Callable[[Gateway, bytes, Ticket | None], Awaitable[Response]]
 
 

@@ -37,6 +37,7 @@ from helexa.gateway.auth import (
     repeated_credentials,
     unauthorized_body,
 )
+from helexa.gateway.proxy import ResponseStats
 from helexa.gateway.quotas import KeyQuota, Limits, estimate_prompt_tokens
 from helexa.gateway.usage import UsageBook, UsageRecord
 
@@ -213,17 +214,21 @@ class Ticket:
         self.state = 1
 
     def finish(
-        self, neuron: str | None, status: int | str, usage: Any, duration_s: float = 0.0
+        self,
+        neuron: str | None,
+        status: int | str,
+        stats: ResponseStats | None,
+        duration_s: float = 0.0,
     ) -> None:
         if self.state == 2:
             return
         admitted = self.state == 1
         self.state = 2
         prompt = completion = cached = 0
-        if usage is not None:
-            prompt = usage.prompt_tokens or 0
-            completion = usage.completion_tokens or 0
-            cached = usage.cached_tokens or 0
+        if stats is not None:
+            prompt = stats.prompt_tokens or 0
+            completion = stats.completion_tokens or 0
+            cached = stats.cached_tokens or 0
         principal = self.principal
         if admitted:
             principal.quota.settle(self.reserved, prompt + completion, self.clock)

@@ -2,18 +2,22 @@
 
 Each gateway owns its own `CollectorRegistry` so several gateways can run in
 one process (tests, bench). Counters and histograms are fed by the request
-path; the fleet gauges are rewritten from the observed state after each poll.
+path (`RequestMeter`, once per response); the fleet gauges are rewritten from
+the observed state after each poll.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from helexa.gateway.keys import Ticket
+from helexa.gateway.proxy import ResponseStats
 from helexa.gateway.series import CounterSeries, HistogramSeries, SeriesCollector
 
 # Buckets span a 3060 running an 8B model (slow) to a 5090 (fast) and CPU test models.
@@ -179,3 +183,40 @@ def metrics_app(metrics: GatewayMetrics) -> web.Application:
     app = web.Application()
     app.router.add_get("/metrics", handle)
     return app
+
+
+@dataclass
+class RequestMeter:
+    """Feeds the per-request metrics once, when the response has ended."""
+
+    metrics: GatewayMetrics
+    model: str
+    dialect: str
+    stats: ResponseStats = field(default_factory=ResponseStats)
+    done: bool = False
+    ticket: Ticket | None = None  # the calling key's, when keys are configured
+
+    def finish(self, neuron: str | None, status: int | str) -> None:
+        if self.done:
+            return
+        self.done = True
+        u = self.stats
+        end = u.finished_at or time.monotonic()
+        labels = (self.model, neuron or "", self.dialect)
+        m = self.metrics
+        m.requests.inc((*labels, str(status)))
+        m.request_duration.observe(labels, end - u.started)
+        if self.ticket is not None:
+            self.ticket.finish(neuron, status, u, end - u.started)
+        if u.first_token_at is not None:
+            m.ttft.observe(labels, u.first_token_at - u.started)
+        if neuron is None:
+            return
+        where = (self.model, neuron)
+        if u.prompt_tokens:
+            m.prompt_tokens.inc(where, u.prompt_tokens)
+        if u.completion_tokens:
+            m.completion_tokens.inc(where, u.completion_tokens)
+            decoding = end - (u.first_token_at or u.started)
+            if u.completion_tokens > 1 and decoding > 0:
+                m.tokens_per_second.observe(where, (u.completion_tokens - 1) / decoding)

@@ -15,7 +15,7 @@ from helexa.protocol.responses import ResponsesRequest
 
 
 class AdminModelOperation(WireModel):
-    """The body of /admin/models/load and /admin/models/unload (routes_admin._operation)."""
+    """The body of /admin/models/load and /admin/models/unload (routes.admin._operation)."""
 
     model: str
     neuron: str | None = None

@@ -27,6 +27,7 @@ from helexa import fastjson
 from helexa.errors import APIError, Overloaded, UpstreamError, UpstreamTimeout
 from helexa.gateway.sessions import LazySession, SessionFactory
 from helexa.protocol.neuron import PRIORITY_HEADER
+from helexa.sse import KEEP_ALIVE
 
 # The calling key's priority, set by the fast lane for the request's task (and the
 # tasks it starts): sent upstream as X-Helexa-Priority when not 0 (docs/keys.md).
@@ -70,8 +71,9 @@ class ProxyTimeouts:
 
 
 @dataclass
-class Usage:
-    """What the metrics need from one response."""
+class ResponseStats:
+    """One upstream response's timings and token counts: what the metrics and the
+    calling key's ticket are fed from once the response has ended."""
 
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
@@ -149,8 +151,8 @@ class Proxy:
             return Opened(target, resp)
         raise last or UpstreamError("no neuron to send the request to")
 
-    async def read_all(self, opened: Opened, usage: Usage) -> bytes:
-        """A non-streamed response body, with its usage noted."""
+    async def read_all(self, opened: Opened, stats: ResponseStats) -> bytes:
+        """A non-streamed response body, its end time and token counts noted in `stats`."""
         try:
             body = await opened.response.read()
         except TimeoutError as exc:
@@ -159,20 +161,20 @@ class Proxy:
             raise UpstreamError(f"neuron {opened.target.neuron} failed: {exc}") from exc
         finally:
             opened.response.release()
-        usage.finished_at = time.monotonic()
+        stats.finished_at = time.monotonic()
         if opened.response.status == 200 and b'"usage"' in body:
-            usage.read_usage(_usage_of(body))
+            stats.read_usage(_usage_of(body))
         return body
 
     async def relay(
-        self, opened: Opened, usage: Usage, *, drop_usage_event: bool = False
+        self, opened: Opened, stats: ResponseStats, *, drop_usage_event: bool = False
     ) -> AsyncIterator[bytes]:
         """Copy the SSE stream event by event; end it with an error event on failure.
 
         `drop_usage_event` hides the usage chunk when the gateway asked for it
         only for its own metrics (the client did not set include_usage).
         """
-        meter = _EventMeter(usage, drop_usage_event)
+        meter = _EventMeter(stats, drop_usage_event)
         resp = opened.response
         pending = b""
         completed = False
@@ -198,7 +200,7 @@ class Proxy:
             )
             yield error_event(err)
         finally:
-            usage.finished_at = time.monotonic()
+            stats.finished_at = time.monotonic()
             # A half-read response must drop its connection so the neuron sees the disconnect.
             if completed:
                 resp.release()
@@ -216,14 +218,14 @@ def split_events(buffer: bytes) -> list[bytes]:
 class _EventMeter:
     """Finds TTFT and usage in whole SSE events; parses JSON only when it must."""
 
-    def __init__(self, usage: Usage, drop_usage_event: bool) -> None:
-        self.usage = usage
+    def __init__(self, stats: ResponseStats, drop_usage_event: bool) -> None:
+        self.stats = stats
         self.drop_usage_event = drop_usage_event
 
     def passes_whole(self, chunk: bytes) -> bool:
         """True when `chunk` is whole events the meter has no interest in (TTFT seen, no usage)."""
         return (
-            self.usage.first_token_at is not None
+            self.stats.first_token_at is not None
             and chunk.endswith(b"\n\n")
             and b'"usage"' not in chunk
         )
@@ -239,14 +241,14 @@ class _EventMeter:
         return b"\n\n".join(kept) + b"\n\n"
 
     def _keep(self, event: bytes) -> bool:
-        if self.usage.first_token_at is None and _has_content(event):
-            self.usage.first_token_at = time.monotonic()
+        if self.stats.first_token_at is None and _has_content(event):
+            self.stats.first_token_at = time.monotonic()
         if b'"usage"' not in event:
             return True
         payload = _data_json(event)
         if payload is None or not payload.get("usage"):
             return True
-        self.usage.read_usage(payload["usage"])
+        self.stats.read_usage(payload["usage"])
         return not (self.drop_usage_event and not payload.get("choices"))
 
 
@@ -301,9 +303,6 @@ def _data_json(event: bytes) -> dict[str, Any] | None:
 def error_event(err: APIError) -> bytes:
     """The OpenAI-shaped error event that ends a broken stream."""
     return b"data: " + json.dumps(err.to_openai()).encode() + b"\n\n"
-
-
-KEEP_ALIVE = b": keep-alive\n\n"
 
 
 def keep_alive_while_loading(keep_alive: bytes, model_id: str, percent: int | None) -> bytes:

@@ -20,7 +20,8 @@ from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
-from helexa.gateway.dispatch import RequestMeter, open_upstream
+from helexa.gateway.dispatch import open_upstream
+from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import Opened, keep_alive_while_loading
 
@@ -95,7 +96,7 @@ async def translated_stream(
             yield render(translator.error(error_from_response(neuron, status, raw)))
             return
         try:
-            async for block in gw.proxy.relay(opened, meter.usage):
+            async for block in gw.proxy.relay(opened, meter.stats):
                 out = _translate_block(block, translator, dialect)
                 if out:
                     yield out

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from helexa.neuron.engine.spec import SamplingParams
 from helexa.neuron.registry import Generation, ModelEntry
-from helexa.neuron.sse import aclose
 from helexa.neuron.textpipe import Piece, TextPipeline
 from helexa.protocol.openai import FinishReason
+from helexa.sse import aclose
 
 __all__ = ["Outcome", "Piece", "generate"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -38,7 +38,6 @@ from helexa.neuron.generate import Outcome, Piece, generate
 from helexa.neuron.http import parse_body
 from helexa.neuron.metrics import NeuronMetrics
 from helexa.neuron.registry import ModelEntry
-from helexa.neuron.sse import sse_stream
 from helexa.neuron.state import NeuronState, neuron_state
 from helexa.neuron.structured import constrained_params, wants_grammar
 from helexa.protocol.neuron import PRIORITY_HEADER
@@ -59,6 +58,7 @@ from helexa.protocol.openai import (
     ToolCall,
     Usage,
 )
+from helexa.sse import SSEResponse, sse_stream
 
 log = logging.getLogger("helexa.neuron.routes")
 T = TypeVar("T")
@@ -78,16 +78,14 @@ class Job:
     single_tool_call: bool = False  # parallel_tool_calls: false
 
 
-class SlotResponse(StreamingResponse):
+class SlotResponse(SSEResponse):
     """A streaming response that releases its admission slot however it ends,
     even when the client is gone before the body iterator ever starts."""
 
-    def __init__(self, content: AsyncIterator[str], release: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(
-            content,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+    def __init__(
+        self, content: AsyncIterator[bytes], release: Callable[[], Awaitable[None]]
+    ) -> None:
+        super().__init__(content)
         self._release = release
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,18 +8,18 @@ I/O; docs/dialects.md lists every rule.
 
 from helexa.translate.anthropic_request import (
     anthropic_to_openai,
+    messages_to_chat_request,
     parse_count_tokens_request,
     parse_messages_request,
     tokenize_request,
-    translate_request,
 )
-from helexa.translate.anthropic_response import translate_response
+from helexa.translate.anthropic_response import chat_completion_to_message
 from helexa.translate.anthropic_stream import (
     PING_SSE,
     AnthropicStreamTranslator,
     Event,
     ping_event,
-    render_sse,
+    render_anthropic_sse,
 )
 from helexa.translate.errors import (
     anthropic_error_type,
@@ -35,13 +35,13 @@ __all__ = [
     "anthropic_error_type",
     "anthropic_to_openai",
     "api_error_to_anthropic",
+    "chat_completion_to_message",
     "exception_to_anthropic",
+    "messages_to_chat_request",
     "openai_error_to_anthropic",
     "parse_count_tokens_request",
     "parse_messages_request",
     "ping_event",
-    "render_sse",
+    "render_anthropic_sse",
     "tokenize_request",
-    "translate_request",
-    "translate_response",
 ]

@@ -48,10 +48,10 @@ def parse_count_tokens_request(body: object) -> CountTokensRequest:
 
 def anthropic_to_openai(body: object) -> dict[str, Any]:
     """Parse and translate in one step."""
-    return translate_request(parse_messages_request(body))
+    return messages_to_chat_request(parse_messages_request(body))
 
 
-def translate_request(request: MessagesRequest) -> dict[str, Any]:
+def messages_to_chat_request(request: MessagesRequest) -> dict[str, Any]:
     """The OpenAI /v1/chat/completions body (a JSON-ready dict) for a Messages request."""
     out = prompt_fields(request)
     out["max_tokens"] = request.max_tokens

@@ -28,7 +28,7 @@ from helexa.translate.thinking import thinking_signature
 RAW_ARGUMENTS_KEY = "_raw_arguments"
 
 
-def translate_response(
+def chat_completion_to_message(
     completion: Mapping[str, Any],
     *,
     model: str,

@@ -7,7 +7,7 @@
     translator.error(exc)         # upstream failed mid-stream: `event: error`
 
 Every method returns a list of (event name, data) pairs; render them with
-render_sse. Anthropic streams one content block at a time, so a delta of a new
+render_anthropic_sse. Anthropic streams one content block at a time, so a delta of a new
 kind (thinking -> text -> tool call N) closes the open block and opens the next.
 A thinking block gets its signature_delta just before it stops. Tool arguments
 are passed on fragment by fragment as input_json_delta on the tool call's own
@@ -46,7 +46,7 @@ def ping_event() -> Event:
     return ("ping", {"type": "ping"})
 
 
-def render_sse(events: Iterable[Event]) -> bytes:
+def render_anthropic_sse(events: Iterable[Event]) -> bytes:
     """`event: NAME\\ndata: {json}\\n\\n` for each event, as one byte string."""
     return b"".join(_sse_event(name, data) for name, data in events)
 
@@ -55,7 +55,7 @@ def _sse_event(name: str, data: Mapping[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + fastjson.dumps(data) + b"\n\n"
 
 
-PING_SSE: bytes = render_sse([ping_event()])
+PING_SSE: bytes = render_anthropic_sse([ping_event()])
 
 
 @dataclass

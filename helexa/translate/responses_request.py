@@ -64,7 +64,7 @@ def parse_responses_request(body: object) -> ResponsesRequest:
     return request
 
 
-def translate_request(request: ResponsesRequest) -> dict[str, Any]:
+def responses_to_chat_request(request: ResponsesRequest) -> dict[str, Any]:
     """The /v1/chat/completions body (a JSON-ready dict) for a Responses request."""
     out: dict[str, Any] = {"model": request.model, "messages": translate_input(request)}
     tools = chat_tools(request)

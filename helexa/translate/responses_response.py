@@ -160,7 +160,7 @@ def function_call_item(
     return item
 
 
-def translate_response(completion: dict[str, Any], ctx: ResponseContext) -> dict[str, Any]:
+def chat_completion_to_response(completion: dict[str, Any], ctx: ResponseContext) -> dict[str, Any]:
     """The Responses object for a non-streaming chat completion."""
     parsed = ChatCompletion.model_validate(completion)
     choice = parsed.choices[0]

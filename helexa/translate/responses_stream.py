@@ -263,7 +263,7 @@ class ResponsesStreamTranslator:
         return event
 
 
-def render_sse(events: list[Event]) -> bytes:
+def render_responses_sse(events: list[Event]) -> bytes:
     """Server-sent events, named by type as OpenAI sends them."""
     return b"".join(
         b"event: " + str(event["type"]).encode() + b"\ndata: " + fastjson.dumps(event) + b"\n\n"

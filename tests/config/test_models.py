@@ -14,7 +14,8 @@ from helexa.errors import ConfigError, ConfigErrors
 WriteToml = Callable[[str, str], Path]
 ErrorAt = Callable[[list[ConfigError], int, str], ConfigError]
 
-DESIGN_MODELS = """
+# Every field docs/configuration.md describes, with its comments.
+EVERY_FIELD_MODELS = """
 [[models]]
 id = "Qwen/Qwen3-8B"          # HF repo id, or any name when `path` is given
 path = "/srv/models/qwen3-8b" # optional local directory (else HF cache / hub)
@@ -58,8 +59,8 @@ max_tokens = 64
 """
 
 
-def test_the_design_example_is_accepted(write_toml: WriteToml) -> None:
-    models = load_toml(write_toml("models.toml", DESIGN_MODELS), ModelsConfig)
+def test_a_file_with_every_field_is_accepted(write_toml: WriteToml) -> None:
+    models = load_toml(write_toml("models.toml", EVERY_FIELD_MODELS), ModelsConfig)
     spec = models.get("Qwen/Qwen3-8B")
     assert spec is not None
     assert spec.pin and spec.replicas == 1 and spec.priority == 100

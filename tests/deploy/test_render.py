@@ -157,6 +157,23 @@ def test_goldens() -> None:
     _assert_golden("helexa-neuron-supervise", render.render_supervisor(params, run_as_root=False))
 
 
+def test_templates_come_from_the_package_else_the_source_tree(tmp_path: Path) -> None:
+    # This checkout has them at the top level (the wheel at helexa/templates: test_wheel.py).
+    source = Path(render.__file__).resolve().parents[2]
+    assert render.templates_dir() == source / "templates"
+    package = tmp_path / "helexa"
+    package.mkdir()
+    (tmp_path / "templates").mkdir()
+    assert render.templates_dir(package) == tmp_path / "templates"
+    (package / "templates").mkdir()
+    assert render.templates_dir(package) == package / "templates"
+
+
+def test_no_templates_anywhere_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no templates/ in"):
+        render.templates_dir(tmp_path / "helexa")
+
+
 def test_rpm_sources_match_the_templates() -> None:
     """rpm/ carries rendered copies (Fedora-style Sources); they must not drift."""
     for name, text in render.packaged_files().items():

@@ -1,4 +1,5 @@
-"""dispatch.SSEResponse end to end: a real gateway over a scripted upstream on loopback."""
+"""dispatch's streams (helexa.sse.SSEResponse) end to end: a real gateway over a
+scripted upstream on loopback."""
 
 from __future__ import annotations
 

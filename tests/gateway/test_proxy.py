@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import pytest
 
 from helexa.errors import Overloaded, UpstreamError
-from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, Usage, split_events
+from helexa.gateway.proxy import Proxy, ProxyTimeouts, ResponseStats, Target, split_events
 from tests.gateway.scripted_upstream import ScriptedUpstream
 
 
@@ -55,47 +55,47 @@ async def collect(stream: AsyncIterator[bytes]) -> bytes:
 async def test_stream_is_copied_whole_and_metered(
     proxy: Proxy, scripted_upstream: ScriptedUpstream
 ) -> None:
-    usage = Usage()
+    stats = ResponseStats()
     opened = await proxy.open([target(scripted_upstream)], chat_body(True, True), stream=True)
-    raw = await collect(proxy.relay(opened, usage))
+    raw = await collect(proxy.relay(opened, stats))
     events = data_events(raw)
     assert events[-1] == "[DONE]"
     pieces = [json.loads(e)["choices"][0]["delta"].get("content") for e in events[1:4]]
     assert pieces == ["Hello", " world", "!"]
     assert json.loads(events[-2])["usage"]["completion_tokens"] == 3
-    assert (usage.prompt_tokens, usage.completion_tokens) == (7, 3)
-    assert usage.first_token_at is not None and usage.finished_at is not None
+    assert (stats.prompt_tokens, stats.completion_tokens) == (7, 3)
+    assert stats.first_token_at is not None and stats.finished_at is not None
     assert scripted_upstream.headers[0]["Authorization"] == "Bearer t"
 
 
 async def test_usage_asked_only_by_the_gateway_is_hidden(
     proxy: Proxy, scripted_upstream: ScriptedUpstream
 ) -> None:
-    usage = Usage()
+    stats = ResponseStats()
     opened = await proxy.open([target(scripted_upstream)], chat_body(True, True), stream=True)
-    raw = await collect(proxy.relay(opened, usage, drop_usage_event=True))
+    raw = await collect(proxy.relay(opened, stats, drop_usage_event=True))
     assert b'"usage"' not in raw and raw.endswith(b"data: [DONE]\n\n")
-    assert usage.completion_tokens == 3
+    assert stats.completion_tokens == 3
 
 
 async def test_ttft_is_the_first_content_piece_not_the_role_chunk(
     proxy: Proxy, scripted_upstream: ScriptedUpstream
 ) -> None:
     scripted_upstream.script.piece_delay = 0.3
-    usage = Usage()
+    stats = ResponseStats()
     opened = await proxy.open([target(scripted_upstream)], chat_body(True), stream=True)
-    raw = await collect(proxy.relay(opened, usage))
-    assert usage.first_token_at is not None
-    assert usage.first_token_at - usage.started >= 0.3
+    raw = await collect(proxy.relay(opened, stats))
+    assert stats.first_token_at is not None
+    assert stats.first_token_at - stats.started >= 0.3
     assert raw.count(b"data: ") == 6  # role, 3 pieces, finish, [DONE]
 
 
 async def test_non_stream_body_and_usage(proxy: Proxy, scripted_upstream: ScriptedUpstream) -> None:
-    usage = Usage()
+    stats = ResponseStats()
     opened = await proxy.open([target(scripted_upstream)], chat_body(False), stream=False)
-    body = json.loads(await proxy.read_all(opened, usage))
+    body = json.loads(await proxy.read_all(opened, stats))
     assert body["choices"][0]["message"]["content"] == "Hello world!"
-    assert (usage.prompt_tokens, usage.completion_tokens) == (7, 3)
+    assert (stats.prompt_tokens, stats.completion_tokens) == (7, 3)
 
 
 async def test_connect_error_fails_over_to_the_next_target(
@@ -106,7 +106,7 @@ async def test_connect_error_fails_over_to_the_next_target(
         [dead, target(scripted_upstream, "alive")], chat_body(False), stream=False
     )
     assert opened.target.neuron == "alive"
-    await proxy.read_all(opened, Usage())
+    await proxy.read_all(opened, ResponseStats())
 
 
 async def test_503_fails_over_and_all_503_raises_overloaded(
@@ -121,7 +121,7 @@ async def test_503_fails_over_and_all_503_raises_overloaded(
             stream=False,
         )
         assert opened.target.neuron == "free"
-        await proxy.read_all(opened, Usage())
+        await proxy.read_all(opened, ResponseStats())
         other.script.status = 503
         with pytest.raises(Overloaded) as info:
             await proxy.open(
@@ -145,7 +145,7 @@ async def test_stale_model_not_loaded_fails_over(
             stream=False,
         )
         assert opened.target.neuron == "holder"
-        await proxy.read_all(opened, Usage())
+        await proxy.read_all(opened, ResponseStats())
     finally:
         await other.stop()
 
@@ -155,7 +155,7 @@ async def test_other_errors_pass_through(proxy: Proxy, scripted_upstream: Script
     scripted_upstream.script.error_code = "invalid_request"
     opened = await proxy.open([target(scripted_upstream)], chat_body(False), stream=False)
     assert opened.response.status == 400
-    assert b"invalid_request" in await proxy.read_all(opened, Usage())
+    assert b"invalid_request" in await proxy.read_all(opened, ResponseStats())
 
 
 async def test_all_targets_unreachable_raises_upstream_error(proxy: Proxy) -> None:
@@ -169,7 +169,7 @@ async def test_stream_cut_midway_ends_with_an_error_event(
     scripted_upstream.script.cut_after = 1
     opened = await proxy.open([target(scripted_upstream)], chat_body(True), stream=True)
     started = time.monotonic()
-    events = data_events(await collect(proxy.relay(opened, Usage())))
+    events = data_events(await collect(proxy.relay(opened, ResponseStats())))
     assert time.monotonic() - started < 3
     assert json.loads(events[1])["choices"][0]["delta"]["content"] == "Hello"
     assert json.loads(events[-1])["error"]["code"] == "upstream_error"
@@ -180,7 +180,7 @@ async def test_silent_upstream_hits_the_read_timeout(
 ) -> None:
     scripted_upstream.script.hang_after = 1
     opened = await proxy.open([target(scripted_upstream)], chat_body(True), stream=True)
-    events = data_events(await collect(proxy.relay(opened, Usage())))
+    events = data_events(await collect(proxy.relay(opened, ResponseStats())))
     assert json.loads(events[-1])["error"]["code"] == "upstream_timeout"
 
 
@@ -190,7 +190,7 @@ async def test_closing_the_relay_disconnects_the_upstream(
     scripted_upstream.script.piece_delay = 0.2
     scripted_upstream.script.pieces = ["x"] * 50
     opened = await proxy.open([target(scripted_upstream)], chat_body(True), stream=True)
-    relay = proxy.relay(opened, Usage())
+    relay = proxy.relay(opened, ResponseStats())
     assert isinstance(relay, AsyncGenerator)
     await relay.__anext__()
     await relay.aclose()  # what starlette does when the client goes away
@@ -215,5 +215,5 @@ async def test_a_cookie_one_answer_sets_never_rides_on_another_request(
     )
     for _ in range(2):
         opened = await proxy.open([by_name], chat_body(False), stream=False)
-        await proxy.read_all(opened, Usage())
+        await proxy.read_all(opened, ResponseStats())
     assert [h.get("Cookie") for h in scripted_upstream.headers] == [None, None]

@@ -1,4 +1,4 @@
-"""Sign-in cookie helpers (the middleware itself runs in test_routes_ui.py)."""
+"""Sign-in cookie helpers (the middleware itself runs in routes/test_ui.py)."""
 
 from __future__ import annotations
 

@@ -166,6 +166,24 @@ async def test_completions_streaming_and_not(neuron: InProcessNeuron, tiny_token
     assert whole.usage.completion_tokens == 12
 
 
+async def test_streaming_client_leaving_cancels_its_generation_and_frees_its_slot(
+    neuron: InProcessNeuron,
+) -> None:
+    # The stream is a helexa.sse.SSEResponse: its disconnect listener ends the relay.
+    entry = neuron.state.registry.entry(TINY)
+    assert entry is not None and entry.model is not None
+    body = chat_body(max_tokens=3000, min_tokens=3000, ignore_eos=True, stream=True)
+    async with neuron.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["x-accel-buffering"] == "no"
+        async for line in r.aiter_lines():
+            if line.startswith("data: "):
+                break  # generating: now leave mid-stream
+        assert entry.admission.in_flight == 1
+    await eventually(lambda: entry.admission.in_flight == 0, within_s=1.0)
+    await eventually(lambda: getattr(entry.model, "active_sequences", 0) == 0, within_s=1.0)
+
+
 async def test_non_streaming_client_leaving_cancels_its_generation(
     neuron: InProcessNeuron,
 ) -> None:

@@ -166,7 +166,7 @@ def _over_context(route: Route) -> bytes:
 
 def _huge_max_tokens_status(route: Route) -> int:
     # Claude Code asks for 32k-64k tokens whatever the model: the Anthropic route drops a
-    # max_tokens past the context (routes_anthropic.fit_max_tokens) and answers.
+    # max_tokens past the context (gateway.routes.anthropic.fit_max_tokens) and answers.
     return 200 if route.kind == "anthropic" else 400
 
 

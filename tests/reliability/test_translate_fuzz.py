@@ -60,7 +60,9 @@ def test_count_tokens_request(body: Any) -> None:
 @given(bodies(ResponsesRequest, {"model": "m", "input": "hello"}))
 def test_responses_request(body: Any) -> None:
     def translate(raw: Any) -> Any:
-        return responses_request.translate_request(responses_request.parse_responses_request(raw))
+        return responses_request.responses_to_chat_request(
+            responses_request.parse_responses_request(raw)
+        )
 
     outcome(translate, body)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from helexa.errors import UpstreamError
-from helexa.translate.anthropic_response import tool_arguments_to_input, translate_response
+from helexa.translate.anthropic_response import chat_completion_to_message, tool_arguments_to_input
 from helexa.translate.thinking import thinking_signature
 from tests.translate.canned_anthropic import CannedServer
 
@@ -164,7 +164,7 @@ def test_translates_response(
     stop_reason: str,
     stop_sequence: str | None,
 ) -> None:
-    message = translate_response(openai, model="claude-haiku-4-5", stop_sequences=stops)
+    message = chat_completion_to_message(openai, model="claude-haiku-4-5", stop_sequences=stops)
 
     assert message.model_dump(mode="json", exclude_none=True) == {
         "id": "msg_chatcmpl-1",
@@ -182,7 +182,7 @@ def test_missing_usage_counts_zero_and_stop_sequence_is_null() -> None:
     openai = completion({"content": "x"})
     del openai["usage"]
 
-    body = translate_response(openai, model="m").model_dump(mode="json")
+    body = chat_completion_to_message(openai, model="m").model_dump(mode="json")
 
     assert body["usage"]["input_tokens"] == 0
     assert body["usage"]["output_tokens"] == 0
@@ -193,8 +193,8 @@ def test_tool_call_without_id_gets_a_stable_one() -> None:
     call = {"type": "function", "function": {"name": "f", "arguments": "{}"}}
     openai = completion({"content": None, "tool_calls": [call]}, "tool_calls")
 
-    first = translate_response(openai, model="m").content[0]
-    again = translate_response(openai, model="m").content[0]
+    first = chat_completion_to_message(openai, model="m").content[0]
+    again = chat_completion_to_message(openai, model="m").content[0]
 
     assert first.type == "tool_use" and again.type == "tool_use"
     assert first.id == again.id == "toolu_chatcmpl-1_0"
@@ -227,7 +227,7 @@ def test_tool_arguments_to_input(arguments: object, expected: dict[str, Any]) ->
 )
 def test_malformed_upstream_body_is_an_upstream_error(broken: dict[str, Any]) -> None:
     with pytest.raises(UpstreamError):
-        translate_response(broken, model="m")
+        chat_completion_to_message(broken, model="m")
 
 
 def test_the_sdk_parses_a_translated_message(canned_server: CannedServer) -> None:
@@ -240,7 +240,7 @@ def test_the_sdk_parses_a_translated_message(canned_server: CannedServer) -> Non
         "tool_calls",
     )
     canned_server.serve_json(
-        translate_response(openai, model="claude-haiku-4-5").model_dump(mode="json")
+        chat_completion_to_message(openai, model="claude-haiku-4-5").model_dump(mode="json")
     )
 
     message = canned_server.client().messages.create(
@@ -263,7 +263,7 @@ def test_the_sdk_parses_a_translated_message(canned_server: CannedServer) -> Non
 def test_the_sdk_parses_a_stop_sequence_message(canned_server: CannedServer) -> None:
     openai = completion({"content": "1 2 3"}, "stop", stop_reason="4")
     canned_server.serve_json(
-        translate_response(openai, model="m", stop_sequences=["4"]).model_dump(mode="json")
+        chat_completion_to_message(openai, model="m", stop_sequences=["4"]).model_dump(mode="json")
     )
 
     message = canned_server.client().messages.create(

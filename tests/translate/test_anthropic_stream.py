@@ -19,7 +19,7 @@ from helexa.translate.anthropic_stream import (
     AnthropicStreamTranslator,
     Event,
     ping_event,
-    render_sse,
+    render_anthropic_sse,
 )
 from helexa.translate.thinking import thinking_signature
 from tests.translate.canned_anthropic import CannedServer
@@ -355,12 +355,12 @@ def test_other_choices_are_ignored() -> None:
 
 
 def test_render_sse() -> None:
-    assert render_sse([ping_event(), ("message_stop", {"type": "message_stop"})]) == (
+    assert render_anthropic_sse([ping_event(), ("message_stop", {"type": "message_stop"})]) == (
         b'event: ping\ndata: {"type":"ping"}\n\n'
         b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     )
     assert PING_SSE == b'event: ping\ndata: {"type":"ping"}\n\n'
-    assert render_sse([("x", {"t": "é"})]) == 'event: x\ndata: {"t":"é"}\n\n'.encode()
+    assert render_anthropic_sse([("x", {"t": "é"})]) == 'event: x\ndata: {"t":"é"}\n\n'.encode()
 
 
 # --- any re-chunking of the tool arguments gives the same result ----------------
@@ -414,7 +414,7 @@ def test_any_rechunking_of_tool_arguments_gives_the_same_json_and_event_types(
 
 
 def _sdk_final_message(server: CannedServer, events: list[Event]) -> anthropic.types.Message:
-    server.serve_sse(PING_SSE + render_sse(events))
+    server.serve_sse(PING_SSE + render_anthropic_sse(events))
     with server.client().messages.stream(
         model="claude-x", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
     ) as stream:

@@ -8,8 +8,7 @@ import pytest
 
 from helexa.errors import BadRequest
 from helexa.translate.anthropic_request import anthropic_to_openai
-from helexa.translate.responses_request import parse_responses_request
-from helexa.translate.responses_request import translate_request as responses_to_chat
+from helexa.translate.responses_request import parse_responses_request, responses_to_chat_request
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
 MESSAGES = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
@@ -49,7 +48,9 @@ def test_anthropic_output_format_of_another_type_is_a_400() -> None:
 
 
 def responses(text: Any) -> dict[str, Any]:
-    return responses_to_chat(parse_responses_request({"model": "m", "input": "hi", "text": text}))
+    return responses_to_chat_request(
+        parse_responses_request({"model": "m", "input": "hi", "text": text})
+    )
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from helexa.translate.responses_request import parse_responses_request, translate_request
-from helexa.translate.responses_response import ResponseContext, translate_response
+from helexa.translate.responses_request import parse_responses_request, responses_to_chat_request
+from helexa.translate.responses_response import ResponseContext, chat_completion_to_response
 from helexa.translate.thinking import reasoning_token
 
 HERE = Path(__file__).parent / "codex"
@@ -33,7 +33,7 @@ def first_turn() -> dict[str, Any]:
 
 
 def test_first_turn_matches_the_golden_chat_body() -> None:
-    out = translate_request(parse_responses_request(first_turn()))
+    out = responses_to_chat_request(parse_responses_request(first_turn()))
     text = json.dumps(out, indent=2, ensure_ascii=False) + "\n"
     if os.environ.get("HELEXA_UPDATE_SNAPSHOTS"):
         GOLDEN.write_text(text)
@@ -41,7 +41,7 @@ def test_first_turn_matches_the_golden_chat_body() -> None:
 
 
 def test_first_turn_reads_as_the_model_needs_it() -> None:
-    out = translate_request(parse_responses_request(first_turn()))
+    out = responses_to_chat_request(parse_responses_request(first_turn()))
     system, environment, prompt = out["messages"]
     # Both developer messages (three parts) are the one leading system message.
     assert system["role"] == "system"
@@ -81,14 +81,14 @@ def test_the_answer_carries_encrypted_reasoning_and_namespaced_calls() -> None:
         "model": "m",
         "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
     }
-    reasoning, call = translate_response(completion, ctx)["output"]
+    reasoning, call = chat_completion_to_response(completion, ctx)["output"]
     assert reasoning["encrypted_content"] == reasoning_token("I should wait for the agent.")
     assert (call["namespace"], call["name"], call["call_id"]) == (
         "multi_agent_v1",
         "wait_agent",
         "call_b",
     )
-    assert translate_response(completion, ctx)["store"] is False  # nothing is stored
+    assert chat_completion_to_response(completion, ctx)["store"] is False  # nothing is stored
 
 
 def second_turn(reasoning: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def test_second_turn_sends_reasoning_calls_and_outputs_back() -> None:
         "content": [{"type": "reasoning_text", "text": "run it first"}],
         "encrypted_content": reasoning_token("run it first"),
     }
-    out = translate_request(parse_responses_request(second_turn(reasoning)))
+    out = responses_to_chat_request(parse_responses_request(second_turn(reasoning)))
     call_a, tool_a, call_b, tool_b = out["messages"][3:]  # two model turns, one call each
     assert call_a["reasoning_content"] == "run it first"
     assert [c["function"]["name"] for c in call_a["tool_calls"]] == ["exec_command"]
@@ -136,7 +136,7 @@ def test_second_turn_sends_reasoning_calls_and_outputs_back() -> None:
 
 def test_reasoning_sent_back_as_the_token_alone_is_read_from_it() -> None:
     only_token = {"type": "reasoning", "summary": [], "encrypted_content": reasoning_token("hm")}
-    out = translate_request(parse_responses_request(second_turn(only_token)))
+    out = responses_to_chat_request(parse_responses_request(second_turn(only_token)))
     assert out["messages"][3]["reasoning_content"] == "hm"
 
 
@@ -146,15 +146,15 @@ def test_another_providers_encrypted_reasoning_is_dropped() -> None:
         "summary": [{"type": "summary_text", "text": "the summary"}],
         "encrypted_content": "gAAAAABo-opaque-openai-blob",
     }
-    out = translate_request(parse_responses_request(second_turn(foreign)))
+    out = responses_to_chat_request(parse_responses_request(second_turn(foreign)))
     assert out["messages"][3]["reasoning_content"] == "the summary"  # what can be read
     nothing = {"type": "reasoning", "summary": [], "encrypted_content": "gAAAAABo"}
-    out = translate_request(parse_responses_request(second_turn(nothing)))
+    out = responses_to_chat_request(parse_responses_request(second_turn(nothing)))
     assert "reasoning_content" not in out["messages"][3]
 
 
 def test_store_true_is_served_statelessly() -> None:
-    out = translate_request(parse_responses_request(first_turn() | {"store": True}))
+    out = responses_to_chat_request(parse_responses_request(first_turn() | {"store": True}))
     assert "store" not in out and out["messages"][-1]["content"] == "say hi"
 
 
@@ -186,7 +186,7 @@ def test_a_custom_tool_call_goes_out_and_comes_back_as_free_text() -> None:
         "model": "m",
         "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
     }
-    (item,) = translate_response(completion, ctx)["output"]
+    (item,) = chat_completion_to_response(completion, ctx)["output"]
     assert item == {
         "type": "custom_tool_call",
         "id": "ctc_p_0",
@@ -199,7 +199,7 @@ def test_a_custom_tool_call_goes_out_and_comes_back_as_free_text() -> None:
         {"type": "custom_tool_call", "call_id": "call_p", "name": "apply_patch", "input": PATCH},
         {"type": "custom_tool_call_output", "call_id": "call_p", "output": "Success."},
     ]
-    out = translate_request(parse_responses_request(body))
+    out = responses_to_chat_request(parse_responses_request(body))
     assistant, tool = out["messages"][-2:]
     assert assistant["tool_calls"][0]["function"] == {"name": "apply_patch", "arguments": arguments}
     assert tool == {"role": "tool", "tool_call_id": "call_p", "content": "Success."}

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from helexa.errors import BadRequest
-from helexa.translate.responses_request import parse_responses_request, translate_request
+from helexa.translate.responses_request import parse_responses_request, responses_to_chat_request
 
 
 def translate(body: dict[str, Any]) -> dict[str, Any]:
-    return translate_request(parse_responses_request({"model": "m", **body}))
+    return responses_to_chat_request(parse_responses_request({"model": "m", **body}))
 
 
 def test_string_input_with_instructions() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from helexa.translate.responses_request import parse_responses_request
-from helexa.translate.responses_response import ResponseContext, translate_response
+from helexa.translate.responses_response import ResponseContext, chat_completion_to_response
 
 CTX = ResponseContext(
     "resp_abc",
@@ -29,7 +29,7 @@ def completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
 
 
 def test_text_answer() -> None:
-    out = translate_response(completion({"role": "assistant", "content": "Hello."}), CTX)
+    out = chat_completion_to_response(completion({"role": "assistant", "content": "Hello."}), CTX)
     assert out["id"] == "resp_abc" and out["object"] == "response"
     assert out["status"] == "completed" and out["incomplete_details"] is None
     assert out["model"] == "alias/m"  # as the client named it
@@ -59,7 +59,7 @@ def test_reasoning_text_and_tool_calls_in_order() -> None:
             {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": '{"a":1}'}},
         ],
     }
-    out = translate_response(completion(message, "tool_calls"), CTX)
+    out = chat_completion_to_response(completion(message, "tool_calls"), CTX)
     assert [(i["type"], i["id"]) for i in out["output"]] == [
         ("reasoning", "rs_abc_0"),
         ("message", "msg_abc_1"),
@@ -78,6 +78,8 @@ def test_reasoning_text_and_tool_calls_in_order() -> None:
 
 
 def test_length_cut_is_incomplete() -> None:
-    out = translate_response(completion({"role": "assistant", "content": "Hel"}, "length"), CTX)
+    out = chat_completion_to_response(
+        completion({"role": "assistant", "content": "Hel"}, "length"), CTX
+    )
     assert out["status"] == "incomplete"
     assert out["incomplete_details"] == {"reason": "max_output_tokens"}

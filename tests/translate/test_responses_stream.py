@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from helexa.errors import UpstreamError
 from helexa.translate.responses_request import parse_responses_request
-from helexa.translate.responses_response import ResponseContext, translate_response
-from helexa.translate.responses_stream import ResponsesStreamTranslator, render_sse
+from helexa.translate.responses_response import ResponseContext, chat_completion_to_response
+from helexa.translate.responses_stream import ResponsesStreamTranslator, render_responses_sse
 from helexa.translate.thinking import reasoning_token
 
 CTX = ResponseContext("resp_x", 1, "m", parse_responses_request({"model": "m", "input": "x"}))
@@ -186,7 +186,7 @@ def test_error_before_any_output() -> None:
 
 
 def test_render_sse_names_each_event() -> None:
-    raw = render_sse(run([chunk({"content": "é"}), chunk({}, "stop")]))
+    raw = render_responses_sse(run([chunk({"content": "é"}), chunk({}, "stop")]))
     first = raw.split(b"\n\n")[0].decode()
     assert first.startswith("event: response.created\ndata: ")
     assert json.loads(first.split("data: ", 1)[1])["type"] == "response.created"
@@ -211,7 +211,7 @@ def test_any_rechunking_gives_the_non_streaming_response(
     chunks += [tool_delta(0, args=piece) for piece in _pieces(ARGS, arg_cuts)]
     chunks += [chunk({}, "tool_calls"), usage_chunk()]
     streamed = run(chunks)[-1]["response"]
-    whole = translate_response(
+    whole = chat_completion_to_response(
         {
             "id": "c",
             "created": 1,

@@ -1,10 +1,10 @@
-"""routes_openai.upstream_payload: what goes upstream, byte for byte where possible."""
+"""routes.openai.upstream_payload: what goes upstream, byte for byte where possible."""
 
 from __future__ import annotations
 
 import json
 
-from helexa.gateway.routes_openai import upstream_payload
+from helexa.gateway.routes.openai import upstream_payload
 
 
 def _raw(body: dict[str, object]) -> bytes:

@@ -26,26 +26,32 @@ from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream
+from helexa.gateway.dispatch import open_upstream
 from helexa.gateway.keys import Ticket, check_model_access, request_ticket
+from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.limits import parse_json_object
 from helexa.protocol.neuron import TokenizeRequest
+from helexa.sse import SSEResponse
 from helexa.translate.anthropic_request import (
+    messages_to_chat_request,
     parse_count_tokens_request,
     parse_messages_request,
     tokenize_request,
-    translate_request,
 )
-from helexa.translate.anthropic_response import translate_response
-from helexa.translate.anthropic_stream import PING_SSE, AnthropicStreamTranslator, render_sse
+from helexa.translate.anthropic_response import chat_completion_to_message
+from helexa.translate.anthropic_stream import (
+    PING_SSE,
+    AnthropicStreamTranslator,
+    render_anthropic_sse,
+)
 from helexa.translate.errors import api_error_to_anthropic, openai_error_to_anthropic
 
 log = logging.getLogger("helexa.gateway.anthropic")
 
 DIALECT = "anthropic"
 CHAT_PATH = "/chat/completions"
-STREAM = StreamDialect(render=render_sse, keep_alive=PING_SSE)
+STREAM = StreamDialect(render=render_anthropic_sse, keep_alive=PING_SSE)
 
 
 def anthropic_error(exc: APIError) -> JSONResponse:
@@ -89,12 +95,13 @@ def resolve_model(name: str, gw: Gateway) -> router.ResolvedModel:
     return router.resolve_or_raise(name, gw.config.models, gw.fleet)
 
 
-async def messages(request: Request) -> Response:
+async def messages_endpoint(request: Request) -> Response:
+    """The starlette endpoint: reads the body and the key's ticket for `messages`."""
     gw = gateway_of(request)
-    return await messages_of(gw, await request.body(), request_ticket(gw, request))
+    return await messages(gw, await request.body(), request_ticket(gw, request))
 
 
-async def messages_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
+async def messages(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/messages` with its body read (also the fast lane's handler)."""
     try:
         parsed = parse_messages_request(await parse_json_object(raw))
@@ -104,7 +111,7 @@ async def messages_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> 
     except APIError as exc:
         RequestMeter(gw.metrics, "", DIALECT, ticket=ticket).finish(None, exc.status)
         return anthropic_error(exc)
-    body = translate_request(parsed) | sampling_extensions(parsed.model_extra)
+    body = messages_to_chat_request(parsed) | sampling_extensions(parsed.model_extra)
     body["model"] = resolved.model_id
     fit_max_tokens(body, context_length(gw, resolved))
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT, ticket=ticket)
@@ -132,12 +139,14 @@ async def _whole(
             gw, body["model"], CHAT_PATH, fastjson.dumps(body), stream=False
         )
         neuron = opened.target.neuron
-        raw = await gw.proxy.read_all(opened, meter.usage)
+        raw = await gw.proxy.read_all(opened, meter.stats)
         status = opened.response.status
         if status != 200:
             meter.finish(neuron, status)
             return JSONResponse(openai_error_to_anthropic(status, raw), status_code=status)
-        message = translate_response(fastjson.loads(raw), model=client_model, stop_sequences=stops)
+        message = chat_completion_to_message(
+            fastjson.loads(raw), model=client_model, stop_sequences=stops
+        )
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return anthropic_error(exc)
@@ -184,6 +193,6 @@ async def _count_on_some_neuron(gw: Gateway, model_id: str, request: TokenizeReq
 
 
 ROUTES = [
-    Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/messages", messages_endpoint, methods=["POST"]),
     Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
 ]

@@ -1,7 +1,7 @@
 """OpenAI Responses API: `POST /v1/responses`, stream and not.
 
 Translation is helexa.translate.responses_* (pure); this module moves bytes
-like routes_anthropic: the request becomes a chat completion routed as
+like routes.anthropic: the request becomes a chat completion routed as
 `/v1/chat/completions` is (dispatch.open_upstream: wait, cold-load,
 failover) and the answer is translated back. Streams send
 `response.created` at once and `: keep-alive` comments while the model
@@ -24,39 +24,36 @@ from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import (
-    RequestMeter,
-    SSEResponse,
-    open_upstream,
-    openai_error,
-)
+from helexa.gateway.dispatch import open_upstream, openai_error
 from helexa.gateway.keys import Ticket, request_ticket
+from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
-from helexa.gateway.proxy import KEEP_ALIVE
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.limits import parse_json_object
-from helexa.translate.responses_request import parse_responses_request, translate_request
-from helexa.translate.responses_response import ResponseContext, translate_response
-from helexa.translate.responses_stream import ResponsesStreamTranslator, render_sse
+from helexa.sse import KEEP_ALIVE, SSEResponse
+from helexa.translate.responses_request import parse_responses_request, responses_to_chat_request
+from helexa.translate.responses_response import ResponseContext, chat_completion_to_response
+from helexa.translate.responses_stream import ResponsesStreamTranslator, render_responses_sse
 
 log = logging.getLogger("helexa.gateway.responses")
 
 DIALECT = "responses"
 CHAT_PATH = "/chat/completions"
-STREAM = StreamDialect(render=render_sse, keep_alive=KEEP_ALIVE)
+STREAM = StreamDialect(render=render_responses_sse, keep_alive=KEEP_ALIVE)
 
 
-async def responses(request: Request) -> Response:
+async def responses_endpoint(request: Request) -> Response:
+    """The starlette endpoint: reads the body and the key's ticket for `responses`."""
     gw = gateway_of(request)
-    return await responses_of(gw, await request.body(), request_ticket(gw, request))
+    return await responses(gw, await request.body(), request_ticket(gw, request))
 
 
-async def responses_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
+async def responses(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/responses` with its body read (also the fast lane's handler)."""
     try:
         parsed = parse_responses_request(await parse_json_object(raw))
         resolved = router.resolve_or_raise(parsed.model, gw.config.models, gw.fleet)
-        body = translate_request(parsed)  # tool and input rules raise BadRequest too
+        body = responses_to_chat_request(parsed)  # tool and input rules raise BadRequest too
         if ticket is not None:
             ticket.admit(resolved.model_id, len(raw))
     except APIError as exc:
@@ -92,11 +89,11 @@ async def _whole(
     try:
         opened = await open_upstream(gw, model_id, CHAT_PATH, payload, stream=False, hint=hint)
         neuron = opened.target.neuron
-        raw = await gw.proxy.read_all(opened, meter.usage)
+        raw = await gw.proxy.read_all(opened, meter.stats)
         status = opened.response.status
         if status != 200:
             raise error_from_response(neuron, status, raw)
-        answer = translate_response(fastjson.loads(raw), ctx)
+        answer = chat_completion_to_response(fastjson.loads(raw), ctx)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return openai_error(exc)
@@ -107,4 +104,4 @@ async def _whole(
     return Response(fastjson.dumps(answer), media_type="application/json")
 
 
-ROUTES = [Route("/v1/responses", responses, methods=["POST"])]
+ROUTES = [Route("/v1/responses", responses_endpoint, methods=["POST"])]

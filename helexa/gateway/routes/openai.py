@@ -11,8 +11,9 @@ from starlette.routing import Route
 from helexa.errors import APIError, BadRequest, ModelNotFound
 from helexa.gateway import catalogue, router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import RequestMeter, openai_error, respond
+from helexa.gateway.dispatch import openai_error, respond
 from helexa.gateway.keys import Ticket, request_ticket
+from helexa.gateway.metrics import RequestMeter
 from helexa.limits import parse_json_object
 
 DIALECT = "openai"
@@ -33,22 +34,25 @@ async def get_model(request: Request) -> Response:
     return JSONResponse(entry.to_json())
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions_endpoint(request: Request) -> Response:
+    """The starlette endpoint: reads the body and the key's ticket for `chat_completions`."""
     gw = gateway_of(request)
-    return await chat_completions_of(gw, await request.body(), request_ticket(gw, request))
+    return await chat_completions(gw, await request.body(), request_ticket(gw, request))
 
 
-async def completions(request: Request) -> Response:
+async def completions_endpoint(request: Request) -> Response:
+    """The starlette endpoint: reads the body and the key's ticket for `completions`."""
     gw = gateway_of(request)
-    return await completions_of(gw, await request.body(), request_ticket(gw, request))
+    return await completions(gw, await request.body(), request_ticket(gw, request))
 
 
-async def chat_completions_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
+async def chat_completions(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
     """`POST /v1/chat/completions` with its body read (also the fast lane's handler)."""
     return await _completion(gw, raw, "/chat/completions", ticket)
 
 
-async def completions_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
+async def completions(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Response:
+    """`POST /v1/completions` with its body read (also the fast lane's handler)."""
     return await _completion(gw, raw, "/completions", ticket)
 
 
@@ -109,6 +113,6 @@ def upstream_payload(
 ROUTES = [
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", get_model, methods=["GET"]),
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/chat/completions", chat_completions_endpoint, methods=["POST"]),
+    Route("/v1/completions", completions_endpoint, methods=["POST"]),
 ]
