@@ -109,27 +109,36 @@ async def messages_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> 
     fit_max_tokens(body, context_length(gw, resolved))
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT, ticket=ticket)
     stops = parsed.stop_sequences or []
+    user_id = parsed.metadata.user_id if parsed.metadata else None
+    hint = router.upstream_hint(user_id, resolved.model_id, body)
     if not parsed.stream:
-        return await _whole(gw, body, parsed.model, stops, meter)
+        return await _whole(gw, body, parsed.model, stops, meter, hint)
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     payload = fastjson.dumps(body)
     try:
-        opened = await open_if_loaded(gw, resolved.model_id, payload, meter)
+        opened = await open_if_loaded(gw, resolved.model_id, payload, meter, hint)
     except APIError as exc:
         return anthropic_error(exc)
     translator = AnthropicStreamTranslator(parsed.model, stops)
-    events = translated_stream(gw, resolved.model_id, payload, translator, STREAM, meter, opened)
+    events = translated_stream(
+        gw, resolved.model_id, payload, translator, STREAM, meter, opened, hint
+    )
     return SSEResponse(events)
 
 
 async def _whole(
-    gw: Gateway, body: dict[str, Any], client_model: str, stops: list[str], meter: RequestMeter
+    gw: Gateway,
+    body: dict[str, Any],
+    client_model: str,
+    stops: list[str],
+    meter: RequestMeter,
+    hint: router.RoutingHint,
 ) -> Response:
     neuron: str | None = None
     try:
         opened = await open_upstream(
-            gw, body["model"], CHAT_PATH, fastjson.dumps(body), stream=False
+            gw, body["model"], CHAT_PATH, fastjson.dumps(body), stream=False, hint=hint
         )
         neuron = opened.target.neuron
         raw = await gw.proxy.read_all(opened, meter.usage)

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
+from helexa.gateway.affinity import first_string
 from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.dispatch import (
     RequestMeter,
@@ -66,7 +67,8 @@ async def responses_of(gw: Gateway, raw: bytes, ticket: Ticket | None = None) ->
     payload = fastjson.dumps(body)
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT, ticket=ticket)
     ctx = ResponseContext(f"resp_{uuid.uuid4().hex}", int(time.time()), parsed.model, parsed)
-    hint = router.RoutingHint(session_key=parsed.prompt_cache_key)
+    session = first_string(parsed.prompt_cache_key, parsed.user)
+    hint = router.upstream_hint(session, resolved.model_id, body)
     if not parsed.stream:
         return await _whole(gw, resolved.model_id, payload, ctx, meter, hint)
     try:
