@@ -124,6 +124,8 @@ class RequestMeter:
         where = (self.model, neuron)
         if u.prompt_tokens:
             m.prompt_tokens.inc(where, u.prompt_tokens)
+            if u.cached_tokens:
+                m.prompt_cached_tokens.inc(where, u.cached_tokens)
         if u.completion_tokens:
             m.completion_tokens.inc(where, u.completion_tokens)
             decoding = end - (u.first_token_at or u.started)

@@ -12,6 +12,8 @@ from typing import Any
 import anthropic
 import pytest
 
+from helexa.cli import status_view
+from helexa.gateway.metrics import prefix_cache_rows
 from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 from tests.gateway.scripted_upstream import ScriptedUpstream
 
@@ -129,3 +131,35 @@ async def test_without_a_cached_count_usage_is_as_before(
         assert usage.cache_creation_input_tokens is None
     assert response.usage is not None
     assert response.usage.input_tokens_details.cached_tokens == 0
+
+
+async def test_the_hit_rate_per_model_reaches_metrics_stats_fleet_and_status(
+    gateway: RunningGateway, scripted_upstream: ScriptedUpstream
+) -> None:
+    client = gateway.openai()
+    await client.chat.completions.create(model=MODEL, messages=HI)  # 32 of 40 cached
+    scripted_upstream.script.cached_tokens = None  # a miss: 0 of 40
+    await claude(gateway).messages.create(model=MODEL, max_tokens=16, messages=HI)
+    async with gateway.http() as http:
+        stats = (await http.get("/admin/stats")).json()
+        fleet = (await http.get("/admin/fleet")).json()
+    metrics = gateway.gateway.metrics.render().decode()
+
+    assert f'cortex_prompt_cached_tokens_total{{model="{MODEL}",neuron="big"}} 32.0' in metrics
+    (model,) = stats["models"]
+    assert (model["prompt_tokens"], model["cached_tokens"]) == (80, 32)
+    assert model["prefix_cache_hit_rate"] == 0.4
+    assert fleet["prefix_cache"] == [
+        {"model": MODEL, "prompt_tokens": 80, "cached_tokens": 32, "hit_rate": 0.4}
+    ]
+    shown = status_view.render(fleet, 120, 0.0)
+    assert f"prefix cache {MODEL}: 40% hit (32 of 80 prompt tokens)" in shown
+
+
+def test_prefix_cache_rows_sum_neurons_and_leave_an_unused_model_without_a_rate() -> None:
+    prompt = {("m", "a"): 100.0, ("m", "b"): 60.0, ("idle", "a"): 0.0}
+    cached = {("m", "a"): 90.0, ("m", "b"): 30.0}
+    assert prefix_cache_rows(prompt, cached) == [
+        {"model": "idle", "prompt_tokens": 0, "cached_tokens": 0, "hit_rate": None},
+        {"model": "m", "prompt_tokens": 160, "cached_tokens": 120, "hit_rate": 0.75},
+    ]
