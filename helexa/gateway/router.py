@@ -177,9 +177,12 @@ def choose_replica_explained(
     if len(copies) <= 1:  # one copy, the usual case, needs no sort (per request)
         return ReplicaChoice(copies, None)
     copies.sort(key=lambda loc: (loc.busy_score, loc.neuron))
-    key = hint.affinity if policy.mode == "prefix_affinity" else None
-    if key is None:
-        why = "no affinity key" if policy.mode == "prefix_affinity" else "routing = least_busy"
+    key = hint.affinity
+    if key is None or policy.mode == "least_busy":
+        if policy.mode == "prefix_affinity":
+            why = "no affinity key"
+        else:  # the key still shows which conversation went where
+            why = "routing = least_busy" + (f"; {key.kind} key={key.digest[:8]}" if key else "")
         return ReplicaChoice(copies, f"least busy {copies[0].neuron} ({why})")
     loads = {loc.neuron: loc.in_flight + loc.queued for loc in copies}
     choice = choose(key, loads, policy.slack)

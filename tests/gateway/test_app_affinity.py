@@ -177,4 +177,7 @@ async def test_least_busy_routing_ignores_the_prefix(tmp_path: Path, tiny_model_
         await gw.openai().chat.completions.create(
             model=TINY, messages=messages("q", 1), max_tokens=2
         )
-        assert last_route(gw)[1] == "least busy a (routing = least_busy)"
+        key = chat_prefix_key(TINY, messages("q", 1))
+        assert key is not None
+        reason = f"least busy a (routing = least_busy; prefix key={key.digest[:8]})"
+        assert last_route(gw)[1] == reason
