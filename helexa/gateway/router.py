@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from helexa.config.models import ModelsConfig, ModelSpec
@@ -36,19 +36,24 @@ class RoutingHint:
 
     `session_key` names the conversation a request belongs to (OpenAI's
     `prompt_cache_key` or `user`, Anthropic's `metadata.user_id`; Codex sends
-    its session id); `prefix` is the hash of what every turn of a conversation
-    shares (helexa.gateway.affinity). The turns of one conversation share a
-    growing prefix, so the neuron's prefix cache wants them on one replica."""
+    its session id); else the prefix of `body` (the OpenAI body sent upstream)
+    names it: what every turn of a conversation shares (helexa.gateway.affinity).
+    The turns of one conversation share a growing prefix, so the neuron's
+    prefix cache wants them on one replica. The prefix is hashed only when
+    there are replicas to choose between (most requests have one)."""
 
     session_key: str | None = None
-    prefix: AffinityKey | None = None
+    model_id: str = ""
+    body: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def affinity(self) -> AffinityKey | None:
-        """The ring key: the explicit session key first, else the prefix."""
+        """The ring key: the explicit session key first, else the body's prefix."""
         if self.session_key:
             return session_key(self.session_key)
-        return self.prefix
+        if self.body is not None:
+            return body_prefix_key(self.model_id, self.body)
+        return None
 
 
 NO_HINT = RoutingHint()
@@ -62,7 +67,7 @@ def upstream_hint(session: object, model_id: str, upstream_body: Mapping[str, An
     key = first_string(session)
     if key is not None:
         return RoutingHint(session_key=key)
-    return RoutingHint(prefix=body_prefix_key(model_id, upstream_body))
+    return RoutingHint(model_id=model_id, body=upstream_body)
 
 
 def openai_hint(model_id: str, body: Mapping[str, Any]) -> RoutingHint:
