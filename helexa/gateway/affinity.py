@@ -35,6 +35,9 @@ VNODES = 160
 # Each text taken into the prefix hash is cut here: beyond 64 KiB the leading
 # bytes already tell conversations apart, and hashing stays cheap per request.
 PIECE_CHARS = 65536
+# A /v1/completions prompt's key: its leading characters, or token ids.
+COMPLETION_PREFIX_CHARS = 1024
+COMPLETION_PREFIX_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,19 @@ def chat_prefix_key(model: str, messages: object) -> AffinityKey | None:
 
 
 def completion_prefix_key(model: str, prompt: object) -> AffinityKey | None:
-    """The key of a /v1/completions prompt's leading text (or token ids)."""
+    """The key of a /v1/completions prompt: its first `COMPLETION_PREFIX_CHARS`
+    characters (or token ids). A raw prompt has no message structure to say where
+    the shared part ends, and a conversation grows at the end, so only a fixed
+    leading span stays the same from turn to turn (KubeAI hashes 100 characters)."""
     if isinstance(prompt, list) and prompt:
         first = prompt[0]
-        prompt = first if isinstance(first, str) else " ".join(map(str, prompt[:PIECE_CHARS]))
+        if isinstance(first, str):
+            prompt = first
+        else:
+            prompt = " ".join(map(str, prompt[:COMPLETION_PREFIX_TOKENS]))
     if not isinstance(prompt, str) or not prompt:
         return None
-    return AffinityKey("prefix", _digest("completion", model, prompt))
+    return AffinityKey("prefix", _digest("completion", model, prompt[:COMPLETION_PREFIX_CHARS]))
 
 
 def first_string(*values: object) -> str | None:

@@ -124,6 +124,12 @@ def test_completion_prefix_key() -> None:
     assert completion_prefix_key("m", "abc") == completion_prefix_key("m", ["abc", "def"])
     assert completion_prefix_key("m", [1, 2, 3]) == completion_prefix_key("m", [1, 2, 3])
     assert completion_prefix_key("m", [1, 2, 3]) != completion_prefix_key("m", [1, 2, 4])
+    # A conversation grows at the end: its leading span, and so its key, stays.
+    turn_1 = "You are a coding agent. " * 50 + "User: fix the parser\nAssistant:"
+    turn_2 = turn_1 + " Done.\nUser: now the docs\nAssistant:"
+    assert completion_prefix_key("m", turn_1) == completion_prefix_key("m", turn_2)
+    long_ids = list(range(1000))
+    assert completion_prefix_key("m", long_ids) == completion_prefix_key("m", [*long_ids, 7])
     assert completion_prefix_key("m", "") is None and completion_prefix_key("m", 5) is None
     assert body_prefix_key("m", {"prompt": "abc"}) == completion_prefix_key("m", "abc")
     assert body_prefix_key("m", {"messages": turn(2, "q")}) == chat_prefix_key("m", turn(1, "q"))

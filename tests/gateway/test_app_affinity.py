@@ -13,7 +13,13 @@ from typing import Any
 import anthropic
 import pytest
 
-from helexa.gateway.affinity import AffinityKey, chat_prefix_key, ring_order, session_key
+from helexa.gateway.affinity import (
+    AffinityKey,
+    chat_prefix_key,
+    completion_prefix_key,
+    ring_order,
+    session_key,
+)
 from helexa.gateway.router import choose_replica
 from helexa.testing.neuron_proc import InProcessNeuron, eventually, exact_length
 from tests.gateway.harness import RunningGateway, neuron_config, run_gateway, write_configs
@@ -181,3 +187,27 @@ async def test_least_busy_routing_ignores_the_prefix(tmp_path: Path, tiny_model_
         assert key is not None
         reason = f"least busy a (routing = least_busy; prefix key={key.digest[:8]})"
         assert last_route(gw)[1] == reason
+
+
+async def test_responses_and_completions_turns_stay_on_one_replica(
+    two_replicas: RunningGateway,
+) -> None:
+    client = two_replicas.openai()
+    question = conversations_on_both_replicas()[1]
+    expected = home(chat_prefix_key(TINY, messages(question, 1)))
+    served = []
+    for turn in range(1, 4):
+        history = messages(question, turn)[1:]  # the system prompt goes as instructions
+        await client.responses.create(
+            model=TINY, instructions=SYSTEM, input=history, max_output_tokens=2
+        )
+        served.append(last_route(two_replicas)[0])
+    assert served == [expected] * 3
+
+    # A raw prompt's key is its first 1,024 characters: an agent's instructions fill them.
+    prompt = SYSTEM * 3 + f"\nUser: {question}\nAssistant:"
+    first = home(completion_prefix_key(TINY, prompt))
+    for turn in range(3):
+        await client.completions.create(model=TINY, prompt=prompt, max_tokens=2)
+        assert last_route(two_replicas)[0] == first
+        prompt += f" Step {turn} done.\nUser: next\nAssistant:"
