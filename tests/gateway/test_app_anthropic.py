@@ -180,7 +180,7 @@ async def test_max_tokens_past_the_context_generates_up_to_the_context(
         model=TINY, max_tokens=64000, messages=messages, extra_body={"ignore_eos": True}
     )
     assert message.stop_reason == "max_tokens"
-    assert message.usage.input_tokens + message.usage.output_tokens == 4096
+    assert anthropic_prompt_tokens(message.usage) + message.usage.output_tokens == 4096
 
 
 async def _garbage_stream(request: web.Request) -> web.StreamResponse:
