@@ -286,6 +286,15 @@ def untrack_request(loc: ModelLocation | None) -> None:
         loc.in_flight -= 1
 
 
+async def read_tracked(gw: Gateway, opened: Opened, usage: Usage, model_id: str) -> bytes:
+    """A non-streamed body, counted in flight on its replica while it is read."""
+    loc = track_request(gw, model_id, opened.target.neuron)
+    try:
+        return await gw.proxy.read_all(opened, usage)
+    finally:
+        untrack_request(loc)
+
+
 def _retry_after(opened: Opened) -> dict[str, str]:
     value = opened.response.headers.get("Retry-After")
     return {"Retry-After": value} if value else {}

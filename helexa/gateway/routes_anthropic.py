@@ -26,7 +26,7 @@ from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream
+from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream, read_tracked
 from helexa.gateway.keys import Ticket, check_model_access, request_ticket
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.limits import parse_json_object
@@ -141,7 +141,7 @@ async def _whole(
             gw, body["model"], CHAT_PATH, fastjson.dumps(body), stream=False, hint=hint
         )
         neuron = opened.target.neuron
-        raw = await gw.proxy.read_all(opened, meter.usage)
+        raw = await read_tracked(gw, opened, meter.usage, body["model"])
         status = opened.response.status
         if status != 200:
             meter.finish(neuron, status)

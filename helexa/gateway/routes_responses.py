@@ -30,6 +30,7 @@ from helexa.gateway.dispatch import (
     SSEResponse,
     open_upstream,
     openai_error,
+    read_tracked,
 )
 from helexa.gateway.keys import Ticket, request_ticket
 from helexa.gateway.neuron_client import error_from_response
@@ -94,7 +95,7 @@ async def _whole(
     try:
         opened = await open_upstream(gw, model_id, CHAT_PATH, payload, stream=False, hint=hint)
         neuron = opened.target.neuron
-        raw = await gw.proxy.read_all(opened, meter.usage)
+        raw = await read_tracked(gw, opened, meter.usage, model_id)
         status = opened.response.status
         if status != 200:
             raise error_from_response(neuron, status, raw)
