@@ -53,6 +53,7 @@ def build(fleet: Json, width: int, now: float) -> Group:
         parts.append(Text(f"config error (last good config in use):\n{config_error}", "red"))
     parts.append(neurons_table(fleet.get("neurons", []), narrow))
     parts.append(models_table(fleet, now, narrow))
+    parts.extend(prefix_cache_lines(fleet.get("prefix_cache") or []))
     parts.append(decisions_table(fleet.get("decisions", [])[-RECENT_DECISIONS:], narrow))
     parts.extend(reconcile_tables(fleet.get("reconcile"), narrow))
     return Group(*parts)
@@ -165,6 +166,21 @@ def models_table(fleet: Json, now: float, narrow: bool) -> Table:
             idle = activity(detail, loc, load_started.get((model["id"], loc["neuron"])), now)
             table.add_row(*row, *([] if narrow else memory), pinned if position == 0 else "", idle)
     return table
+
+
+def prefix_cache_lines(rows: Sequence[Json]) -> list[Text]:
+    """Per model with prompt tokens counted: the share the neurons' prefix caches served."""
+    lines = []
+    for row in rows:
+        prompt, cached = int(row.get("prompt_tokens") or 0), int(row.get("cached_tokens") or 0)
+        if prompt:
+            lines.append(
+                Text(
+                    f"prefix cache {row['model']}: {cached / prompt:.0%} hit"
+                    f" ({cached:,} of {prompt:,} prompt tokens)"
+                )
+            )
+    return lines
 
 
 def load_decision_times(decisions: Sequence[Json]) -> dict[tuple[str, str | None], float]:

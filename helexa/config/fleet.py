@@ -47,6 +47,11 @@ class GatewayConfig(StrictModel):
     header_timeout: Duration = 10.0
     body_timeout: Duration = 60.0
     max_connections: int = Field(default=2048, ge=1)
+    # Which replica of a model serves a request (docs/gateway.md, routing):
+    # "prefix_affinity" keeps a conversation where its prefix is cached unless that
+    # replica carries over (1 + affinity_slack) x the mean load; "least_busy" ignores it.
+    routing: Literal["prefix_affinity", "least_busy"] = "prefix_affinity"
+    affinity_slack: float = Field(default=0.25, ge=0)
 
     @property
     def is_open_to_network(self) -> bool:

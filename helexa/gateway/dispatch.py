@@ -26,9 +26,11 @@ from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import (
     Opened,
+    ResponseStats,
     error_event,
     keep_alive_while_loading,
 )
+from helexa.gateway.route_log import record_route
 from helexa.gateway.state import ModelLocation
 from helexa.sse import KEEP_ALIVE, SSEResponse
 
@@ -51,11 +53,23 @@ async def open_upstream(
     started = time.monotonic()
     within = gw.config.fleet.gateway.load_timeout
     if candidates is None:
-        candidates = router.choose_replica(model_id, gw.fleet, hint)
+        candidates = pick_replicas(gw, model_id, hint)
     if not candidates:
         candidates = await gw.loader.servable(model_id, within)
         gw.metrics.queue_wait.labels(model_id).observe(time.monotonic() - started)
     return await gw.proxy.open(gw.targets(candidates, path), payload, stream=stream)
+
+
+def pick_replicas(
+    gw: Gateway, model_id: str, hint: router.RoutingHint = router.NO_HINT
+) -> list[ModelLocation]:
+    """The servable copies in the order to try them, the choice logged (route_log)."""
+    settings = gw.config.fleet.gateway
+    policy = router.RoutingPolicy(settings.routing, settings.affinity_slack)
+    choice = router.choose_replica_explained(model_id, gw.fleet, hint, policy)
+    if choice.reason is not None:
+        record_route(gw.fleet, model_id, choice.candidates[0].neuron, choice.reason)
+    return choice.candidates
 
 
 async def respond(
@@ -67,9 +81,10 @@ async def respond(
     stream: bool,
     meter: RequestMeter,
     drop_usage_event: bool = False,
+    hint: router.RoutingHint = router.NO_HINT,
 ) -> Response:
     """The client's response for an OpenAI request whose model is already resolved."""
-    candidates = router.choose_replica(model_id, gw.fleet)
+    candidates = pick_replicas(gw, model_id, hint)
     if stream and not candidates:
         events = _wait_then_relay(gw, model_id, path, payload, meter, drop_usage_event)
         return SSEResponse(events)
@@ -89,14 +104,14 @@ async def respond(
 
 async def _whole(gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str) -> Response:
     neuron = opened.target.neuron
-    loc = _track(gw, model_id, neuron)
+    loc = track_request(gw, model_id, neuron)
     try:
         body = await gw.proxy.read_all(opened, meter.stats)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return openai_error(exc)
     finally:
-        _untrack(loc)
+        untrack_request(loc)
     status = opened.response.status
     meter.finish(neuron, status)
     content_type = opened.response.headers.get("Content-Type", "application/json")
@@ -107,7 +122,7 @@ async def _relay(
     gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str, drop_usage_event: bool
 ) -> AsyncIterator[bytes]:
     neuron = opened.target.neuron
-    loc = _track(gw, model_id, neuron)
+    loc = track_request(gw, model_id, neuron)
     status: int | str = "client_closed"
     try:
         async for chunk in gw.proxy.relay(opened, meter.stats, drop_usage_event=drop_usage_event):
@@ -117,7 +132,7 @@ async def _relay(
         if status == "client_closed":
             status = 200
     finally:
-        _untrack(loc)
+        untrack_request(loc)
         meter.finish(neuron, status)
 
 
@@ -159,7 +174,7 @@ async def _wait_then_relay(
             opening.cancel()  # the client left; a shared cold load carries on (shielded)
 
 
-def _track(gw: Gateway, model_id: str, neuron: str) -> ModelLocation | None:
+def track_request(gw: Gateway, model_id: str, neuron: str) -> ModelLocation | None:
     """Count the request on the location so least-busy sees it before the next poll."""
     state = gw.fleet.neurons.get(neuron)
     loc = state.models.get(model_id) if state else None
@@ -168,9 +183,18 @@ def _track(gw: Gateway, model_id: str, neuron: str) -> ModelLocation | None:
     return loc
 
 
-def _untrack(loc: ModelLocation | None) -> None:
+def untrack_request(loc: ModelLocation | None) -> None:
     if loc is not None and loc.in_flight > 0:
         loc.in_flight -= 1
+
+
+async def read_tracked(gw: Gateway, opened: Opened, stats: ResponseStats, model_id: str) -> bytes:
+    """A non-streamed body, counted in flight on its replica while it is read."""
+    loc = track_request(gw, model_id, opened.target.neuron)
+    try:
+        return await gw.proxy.read_all(opened, stats)
+    finally:
+        untrack_request(loc)
 
 
 def _retry_after(opened: Opened) -> dict[str, str]:

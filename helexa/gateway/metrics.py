@@ -9,7 +9,7 @@ the observed state after each poll.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -84,6 +84,11 @@ class GatewayMetrics:
             "Completion tokens reported by neurons",
             ["model", "neuron"],
         )
+        self.prompt_cached_tokens = CounterSeries(
+            "cortex_prompt_cached_tokens",
+            "Prompt tokens the neuron reused from its prefix cache (part of cortex_prompt_tokens)",
+            ["model", "neuron"],
+        )
         r.register(
             SeriesCollector(
                 self.requests,
@@ -92,6 +97,7 @@ class GatewayMetrics:
                 self.tokens_per_second,
                 self.prompt_tokens,
                 self.completion_tokens,
+                self.prompt_cached_tokens,
             )
         )
         self.cold_loads = Counter(
@@ -169,8 +175,34 @@ class GatewayMetrics:
             self.model_loaded.labels(m.model, m.neuron).set(1 if m.loaded else 0)
             self.model_in_flight.labels(m.model, m.neuron).set(m.in_flight)
 
+    def prefix_cache(self) -> list[dict[str, object]]:
+        """Per model: prompt tokens, cached prompt tokens and their ratio (the hit rate),
+        summed over neurons since the gateway started (/admin/fleet, `helexa status`)."""
+        return prefix_cache_rows(self.prompt_tokens.values, self.prompt_cached_tokens.values)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def prefix_cache_rows(
+    prompt: Mapping[tuple[str, ...], float], cached: Mapping[tuple[str, ...], float]
+) -> list[dict[str, object]]:
+    """[{model, prompt_tokens, cached_tokens, hit_rate}] from (model, neuron) counters;
+    hit_rate is None for a model with no prompt tokens counted yet."""
+    totals: dict[str, list[float]] = {}
+    for (model, *_), value in prompt.items():
+        totals.setdefault(model, [0.0, 0.0])[0] += value
+    for (model, *_), value in cached.items():
+        totals.setdefault(model, [0.0, 0.0])[1] += value
+    return [
+        {
+            "model": model,
+            "prompt_tokens": int(p),
+            "cached_tokens": int(c),
+            "hit_rate": round(c / p, 4) if p else None,
+        }
+        for model, (p, c) in sorted(totals.items())
+    ]
 
 
 def metrics_app(metrics: GatewayMetrics) -> web.Application:
@@ -215,6 +247,8 @@ class RequestMeter:
         where = (self.model, neuron)
         if u.prompt_tokens:
             m.prompt_tokens.inc(where, u.prompt_tokens)
+            if u.cached_tokens:
+                m.prompt_cached_tokens.inc(where, u.cached_tokens)
         if u.completion_tokens:
             m.completion_tokens.inc(where, u.completion_tokens)
             decoding = end - (u.first_token_at or u.started)

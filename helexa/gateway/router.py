@@ -2,18 +2,22 @@
 
 1. resolve the client's name (models.toml id, alias, pattern, or an id some
    neuron holds that models.toml does not know);
-2. serve from a loaded copy on a healthy neuron, least busy first;
+2. serve from a loaded copy on a healthy neuron: where the request's prefix
+   most likely is cached (helexa.gateway.affinity) within a load bound, else
+   least busy first;
 3. else wait for a load in progress;
 4. else place it (helexa.gateway.placement) and cold-load.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from helexa.config.models import ModelsConfig, ModelSpec
 from helexa.errors import ModelNotFound
+from helexa.gateway.affinity import AffinityKey, body_prefix_key, choose, first_string, session_key
 from helexa.gateway.state import FleetState, ModelLocation
 
 RouteAction = Literal["serve", "wait", "place"]
@@ -30,16 +34,66 @@ class ResolvedModel:
 class RoutingHint:
     """What a request says about where it would best run.
 
-    `session_key` names the conversation a request belongs to (the Responses
-    API's `prompt_cache_key`; Codex sends its session id): the turns of one
-    conversation share a growing prefix, so a prefix cache would want them on
-    the same replica. It is carried to `choose_replica` but does not change
-    the order yet (docs/gateway.md, "Routing hints")."""
+    `session_key` names the conversation a request belongs to (OpenAI's
+    `prompt_cache_key` or `user`, Anthropic's `metadata.user_id`; Codex sends
+    its session id); else the prefix of `body` (the OpenAI body sent upstream)
+    names it: what every turn of a conversation shares (helexa.gateway.affinity).
+    The turns of one conversation share a growing prefix, so the neuron's
+    prefix cache wants them on one replica. The prefix is hashed only when
+    there are replicas to choose between (most requests have one)."""
 
     session_key: str | None = None
+    model_id: str = ""
+    body: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def affinity(self) -> AffinityKey | None:
+        """The ring key: the explicit session key first, else the body's prefix."""
+        if self.session_key:
+            return session_key(self.session_key)
+        if self.body is not None:
+            return body_prefix_key(self.model_id, self.body)
+        return None
 
 
 NO_HINT = RoutingHint()
+
+
+def upstream_hint(session: object, model_id: str, upstream_body: Mapping[str, Any]) -> RoutingHint:
+    """The hint of a request: its explicit session key (`session`, the dialect's
+    field: OpenAI `prompt_cache_key` / `user`, Anthropic `metadata.user_id`), else
+    the prefix of the OpenAI body sent upstream (every dialect becomes one, so the
+    same conversation hashes alike whichever dialect it came in)."""
+    key = first_string(session)
+    if key is not None:
+        return RoutingHint(session_key=key)
+    return RoutingHint(model_id=model_id, body=upstream_body)
+
+
+def openai_hint(model_id: str, body: Mapping[str, Any]) -> RoutingHint:
+    """/v1/chat/completions and /v1/completions: `prompt_cache_key`, then `user`."""
+    session = first_string(body.get("prompt_cache_key"), body.get("user"))
+    return upstream_hint(session, model_id, body)
+
+
+RoutingMode = Literal["prefix_affinity", "least_busy"]
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """`[gateway] routing` and `affinity_slack` (docs/gateway.md, routing)."""
+
+    mode: RoutingMode = "prefix_affinity"
+    slack: float = 0.25
+
+
+DEFAULT_POLICY = RoutingPolicy()
+
+
+@dataclass(frozen=True)
+class ReplicaChoice:
+    candidates: list[ModelLocation]  # try in this order
+    reason: str | None  # why the first: None when there was nothing to choose between
 
 
 @dataclass(frozen=True)
@@ -99,18 +153,46 @@ def unmapped_model(name: str, models: ModelsConfig) -> ModelNotFound:
 
 
 def choose_replica(
-    model_id: str, fleet: FleetState, hint: RoutingHint = NO_HINT
+    model_id: str,
+    fleet: FleetState,
+    hint: RoutingHint = NO_HINT,
+    policy: RoutingPolicy = DEFAULT_POLICY,
 ) -> list[ModelLocation]:
-    """Loaded copies on healthy neurons: least busy first, ties by neuron name
-    (`hint` is not used for the order yet: RoutingHint says why it is here)."""
+    """Loaded copies on healthy neurons in the order to try them (choose_replica_explained)."""
+    return choose_replica_explained(model_id, fleet, hint, policy).candidates
+
+
+def choose_replica_explained(
+    model_id: str,
+    fleet: FleetState,
+    hint: RoutingHint = NO_HINT,
+    policy: RoutingPolicy = DEFAULT_POLICY,
+) -> ReplicaChoice:
+    """Loaded copies on healthy neurons, in the order to try them, and why.
+
+    With several copies and an affinity key (prefix_affinity routing): the
+    copy the key's ring walk picks within the load bound first; the rest (the
+    failover order) least busy first, ties by neuron name. Without a key, or
+    with `routing = "least_busy"`: least busy first."""
     copies = [
         n.models[model_id]
         for n in fleet.neurons.values()
         if n.healthy and model_id in n.models and n.models[model_id].servable
     ]
-    if len(copies) > 1:  # one copy, the usual case, needs no sort (per request)
-        copies.sort(key=lambda loc: (loc.busy_score, loc.neuron))
-    return copies
+    if len(copies) <= 1:  # one copy, the usual case, needs no sort (per request)
+        return ReplicaChoice(copies, None)
+    copies.sort(key=lambda loc: (loc.busy_score, loc.neuron))
+    key = hint.affinity
+    if key is None or policy.mode == "least_busy":
+        if policy.mode == "prefix_affinity":
+            why = "no affinity key"
+        else:  # the key still shows which conversation went where
+            why = "routing = least_busy" + (f"; {key.kind} key={key.digest[:8]}" if key else "")
+        return ReplicaChoice(copies, f"least busy {copies[0].neuron} ({why})")
+    loads = {loc.neuron: loc.in_flight + loc.queued for loc in copies}
+    choice = choose(key, loads, policy.slack)
+    first = next(loc for loc in copies if loc.neuron == choice.target)
+    return ReplicaChoice([first, *(loc for loc in copies if loc is not first)], choice.reason)
 
 
 def loading_on(model_id: str, fleet: FleetState) -> list[str]:

@@ -18,7 +18,16 @@ from helexa.protocol.neuron import Device, Discovery, ModelInfo, ModelsList, Mod
 
 NeuronKind = Literal["neuron", "openai"]
 DecisionKind = Literal[
-    "place", "evict", "load", "unload", "reload", "keep_alive", "defrag", "no_placement", "failover"
+    "place",
+    "evict",
+    "load",
+    "unload",
+    "reload",
+    "keep_alive",
+    "defrag",
+    "no_placement",
+    "failover",
+    "route",
 ]
 
 # Recent decisions kept for /admin/fleet and `helexa status`; older ones live in the log.
@@ -294,6 +303,11 @@ class FleetState:
     decisions: deque[Decision] = field(
         default_factory=lambda: deque(maxlen=DECISION_HISTORY), compare=False
     )
+    # Per-request replica choices (helexa.gateway.route_log), apart so they never
+    # push the rarer placement decisions out.
+    routes: deque[Decision] = field(
+        default_factory=lambda: deque(maxlen=DECISION_HISTORY), compare=False
+    )
 
     def add_neuron(
         self,
@@ -376,4 +390,5 @@ class FleetState:
                 for (mid, dtype), mb in sorted(self.memory_history.items())
             ],
             "decisions": [d.to_json() for d in self.decisions],
+            "routes": [d.to_json() for d in self.routes],
         }

@@ -20,10 +20,16 @@ from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
-from helexa.gateway.dispatch import open_upstream
+from helexa.gateway.dispatch import (
+    open_upstream,
+    pick_replicas,
+    track_request,
+    untrack_request,
+)
 from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import Opened, keep_alive_while_loading
+from helexa.gateway.state import ModelLocation
 
 log = logging.getLogger("helexa.gateway.translated")
 
@@ -76,6 +82,7 @@ async def translated_stream(
     )
     neuron: str | None = None
     status: int | str = "client_closed"
+    loc: ModelLocation | None = None  # counted in flight while relayed (the load bound sees it)
     try:
         while not opening.done():
             done, _ = await asyncio.wait({opening}, timeout=gw.keep_alive_interval)
@@ -95,6 +102,7 @@ async def translated_stream(
             opened.response.release()
             yield render(translator.error(error_from_response(neuron, status, raw)))
             return
+        loc = track_request(gw, model_id, neuron)
         try:
             async for block in gw.proxy.relay(opened, meter.stats):
                 out = _translate_block(block, translator, dialect)
@@ -109,6 +117,7 @@ async def translated_stream(
             yield render(translator.error(exc))
         status = "stream_error" if translator.failed else 200
     finally:
+        untrack_request(loc)
         if not opening.done():
             opening.cancel()
         meter.finish(neuron, status)
@@ -127,7 +136,7 @@ async def open_if_loaded(
     metered, for the route to render in its dialect); None means the model
     must be waited for, which `translated_stream` does inside the stream.
     """
-    candidates = router.choose_replica(model_id, gw.fleet, hint)
+    candidates = pick_replicas(gw, model_id, hint)
     if not candidates:
         return None
     try:

@@ -1,5 +1,8 @@
 """A small JSON summary of the cortex_* metrics for the /ui page (`GET /admin/stats`).
 
+Per model: requests, errors, prompt/completion/cached tokens and the prefix
+cache hit rate (cached / prompt tokens, since the gateway started).
+
 Pure: `totals(families)` reads prometheus_client metric families (what
 `registry.collect()` yields), `RateWindow` turns successive totals into
 per-second rates over the last minute, and `ttft_percentiles` estimates
@@ -29,6 +32,7 @@ class ModelTotals:
     errors: float = 0.0  # answered with anything but a 2xx
     prompt_tokens: float = 0.0
     completion_tokens: float = 0.0
+    cached_tokens: float = 0.0  # part of prompt_tokens, reused from a prefix cache
     # TTFT histogram summed over neurons and dialects: upper bound -> cumulative count.
     ttft_buckets: tuple[tuple[float, float], ...] = ()
 
@@ -39,6 +43,7 @@ class _Accumulator:
     errors: float = 0.0
     prompt_tokens: float = 0.0
     completion_tokens: float = 0.0
+    cached_tokens: float = 0.0
     ttft: dict[float, float] = field(default_factory=dict)
 
     def freeze(self) -> ModelTotals:
@@ -47,6 +52,7 @@ class _Accumulator:
             self.errors,
             self.prompt_tokens,
             self.completion_tokens,
+            self.cached_tokens,
             tuple(sorted(self.ttft.items())),
         )
 
@@ -68,6 +74,8 @@ def totals(families: Iterable[Metric]) -> dict[str, ModelTotals]:
                 entry.prompt_tokens += sample.value
             elif sample.name == "cortex_completion_tokens_total":
                 entry.completion_tokens += sample.value
+            elif sample.name == "cortex_prompt_cached_tokens_total":
+                entry.cached_tokens += sample.value
             elif sample.name == "cortex_time_to_first_token_seconds_bucket":
                 bound = float(sample.labels["le"])
                 entry.ttft[bound] = entry.ttft.get(bound, 0.0) + sample.value
@@ -139,6 +147,11 @@ def summary(window: RateWindow, current: Mapping[str, ModelTotals], now: float) 
                 "errors": t.errors,
                 "prompt_tokens": t.prompt_tokens,
                 "completion_tokens": t.completion_tokens,
+                "cached_tokens": t.cached_tokens,
+                # the share of prompt tokens the neurons' prefix caches served
+                "prefix_cache_hit_rate": (
+                    round(t.cached_tokens / t.prompt_tokens, 4) if t.prompt_tokens else None
+                ),
                 **window.rates(model),
                 "ttft_s": ttft_percentiles(t),
             }

@@ -24,6 +24,7 @@ from helexa.protocol.anthropic import (
 )
 from helexa.translate.stop_reason import anthropic_stop_reason, detect_stop_sequence
 from helexa.translate.thinking import thinking_signature
+from helexa.translate.usage import anthropic_input_usage, cached_tokens
 
 RAW_ARGUMENTS_KEY = "_raw_arguments"
 
@@ -121,10 +122,8 @@ def _tool_use(call: object, *, fallback_id: str) -> ToolUseBlock:
 def _usage(usage: object) -> Usage:
     if not isinstance(usage, Mapping):
         return Usage(input_tokens=0, output_tokens=0)
-    return Usage(
-        input_tokens=_count(usage.get("prompt_tokens")),
-        output_tokens=_count(usage.get("completion_tokens")),
-    )
+    counts = anthropic_input_usage(_count(usage.get("prompt_tokens")), cached_tokens(usage))
+    return Usage(output_tokens=_count(usage.get("completion_tokens")), **counts)
 
 
 def _count(value: object) -> int:

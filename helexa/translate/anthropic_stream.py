@@ -16,7 +16,10 @@ parallel calls; the neuron and vLLM do not) still goes to that block's index.
 
 Usage: OpenAI reports it only at the very end, so message_start carries the
 input token count given at construction (else 0) and the final message_delta
-carries both counts. When the upstream sent no usage, output_tokens is the
+carries both counts; when the upstream reported cached prompt tokens, the
+message_delta splits the input as Anthropic does (helexa.translate.usage:
+input_tokens the uncached rest, cache_read_input_tokens the cached part; the
+SDKs let these override message_start's). When the upstream sent no usage, output_tokens is the
 number of chunks that carried content (the neuron sends one per token).
 A stream that ends without a finish_reason is an upstream failure and becomes
 an error event, never a silent end_turn.
@@ -36,6 +39,7 @@ from helexa.translate.anthropic_response import reasoning_text
 from helexa.translate.errors import exception_to_anthropic, openai_stream_error_to_anthropic
 from helexa.translate.stop_reason import anthropic_stop_reason, detect_stop_sequence
 from helexa.translate.thinking import thinking_signature
+from helexa.translate.usage import anthropic_input_usage, cached_tokens
 
 Event = tuple[str, dict[str, Any]]
 BlockKind = Literal["thinking", "text", "tool_use"]
@@ -92,6 +96,7 @@ class AnthropicStreamTranslator:
         self._upstream_stop_reason: object = None
         self._prompt_tokens: int | None = None
         self._completion_tokens: int | None = None
+        self._cached_tokens: int | None = None
         self._content_chunks = 0
 
     @property
@@ -172,7 +177,10 @@ class AnthropicStreamTranslator:
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                    "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+                    "usage": {
+                        **anthropic_input_usage(input_tokens, self._cached_tokens),
+                        "output_tokens": output_tokens,
+                    },
                 },
             )
         )
@@ -296,3 +304,6 @@ class AnthropicStreamTranslator:
             self._prompt_tokens = prompt
         if isinstance(completion, int):
             self._completion_tokens = completion
+        cached = cached_tokens(usage)
+        if cached is not None:
+            self._cached_tokens = cached

@@ -49,10 +49,12 @@ class ResponseContext:
         return ENCRYPTED_REASONING in (self.request.include or [])
 
 
-def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def usage_object(prompt_tokens: int, completion_tokens: int, cached: int = 0) -> dict[str, Any]:
+    """A Responses usage object; `cached` is the part of the prompt served from the
+    neuron's prefix cache (OpenAI's prompt_tokens_details.cached_tokens)."""
     return {
         "input_tokens": prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached},
         "output_tokens": completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt_tokens + completion_tokens,
@@ -178,7 +180,15 @@ def chat_completion_to_response(completion: dict[str, Any], ctx: ResponseContext
         )
     incomplete = choice.finish_reason == "length"
     usage = (
-        usage_object(parsed.usage.prompt_tokens, parsed.usage.completion_tokens)
+        usage_object(
+            parsed.usage.prompt_tokens,
+            parsed.usage.completion_tokens,
+            (
+                parsed.usage.prompt_tokens_details
+                and parsed.usage.prompt_tokens_details.cached_tokens
+            )
+            or 0,
+        )
         if parsed.usage
         else None
     )

@@ -41,6 +41,7 @@ from helexa.translate.responses_response import (
     text_part,
     usage_object,
 )
+from helexa.translate.usage import cached_tokens
 
 Event = dict[str, Any]
 
@@ -112,7 +113,7 @@ class ResponsesStreamTranslator:
             return
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if isinstance(prompt, int) and isinstance(completion, int):
-            self._usage = usage_object(prompt, completion)
+            self._usage = usage_object(prompt, completion, cached_tokens(usage) or 0)
 
     def finish(self) -> list[Event]:
         """Close every open item and complete the response (the upstream sent [DONE])."""

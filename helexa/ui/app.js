@@ -45,6 +45,10 @@ function rate(value) {
   return value === null || value === undefined ? "–" : value.toFixed(value < 10 ? 2 : 0);
 }
 
+function share(value) {
+  return value === null || value === undefined ? "–" : `${Math.round(value * 100)}%`;
+}
+
 function seconds(value) {
   if (value === null || value === undefined) return "–";
   return value < 1 ? `${Math.round(value * 1000)} ms` : `${value.toFixed(2)} s`;
@@ -137,6 +141,7 @@ function modelRow(model, stats, details, decisions, now) {
     el("td", { class: "num" }, busy ? String(busy) : "idle"),
     el("td", { class: "num" }, rate(stats && stats.requests_per_s)),
     el("td", { class: "num" }, rate(stats && stats.tokens_per_s)),
+    el("td", { class: "num wide-only" }, share(stats && stats.prefix_cache_hit_rate)),
     el("td", { class: "num wide-only" }, `${seconds(ttft.p50)} / ${seconds(ttft.p90)} / ${seconds(ttft.p99)}`),
     el("td", { class: "num wide-only" }, busy ? "busy" : idle),
   );

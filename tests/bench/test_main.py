@@ -34,6 +34,12 @@ EXPECTED = {
     "translation": ["## translation", "Anthropic Messages"],
     "reconcile": ["## reconcile"],
     "engines": ["## engines", "llama-server direct", "Through helexa / direct"],
+    "prefix_routing": [
+        "## prefix-aware routing",
+        "| prefix_affinity | ",
+        "| least_busy | ",
+        "prefix affinity / least busy",
+    ],
 }
 
 

@@ -74,6 +74,14 @@ def test_an_empty_file_means_every_default(write_toml: WriteToml) -> None:
     assert fleet.neurons == []
 
 
+def test_routing_defaults_to_prefix_affinity(write_toml: WriteToml) -> None:
+    default = load_toml(write_toml("fleet.toml", ""), FleetConfig).gateway
+    assert (default.routing, default.affinity_slack) == ("prefix_affinity", 0.25)
+    text = '[gateway]\nrouting = "least_busy"\naffinity_slack = 0.5\n'
+    chosen = load_toml(write_toml("fleet.toml", text), FleetConfig).gateway
+    assert (chosen.routing, chosen.affinity_slack) == ("least_busy", 0.5)
+
+
 def test_forever_keep_alive_is_infinite(write_toml: WriteToml) -> None:
     path = write_toml("fleet.toml", '[eviction]\nkeep_alive = "forever"\n')
     assert math.isinf(load_toml(path, FleetConfig).eviction.keep_alive)
@@ -179,6 +187,20 @@ REJECTED = [
     ),
     pytest.param(
         '[gateway]\nlisten = "31313"\n', 2, "gateway.listen", ["host:port"], id="bad-listen"
+    ),
+    pytest.param(
+        '[gateway]\nrouting = "round_robin"\n',
+        2,
+        "gateway.routing",
+        ["'prefix_affinity' or 'least_busy'"],
+        id="unknown-routing",
+    ),
+    pytest.param(
+        "[gateway]\naffinity_slack = -0.5\n",
+        2,
+        "gateway.affinity_slack",
+        ["greater than or equal to 0"],
+        id="negative-affinity-slack",
     ),
     pytest.param(
         '[gateway]\napi_keys = "secret"\n',

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 
@@ -68,3 +69,10 @@ def neuron_config(name: str, max_memory_mb: int = 0) -> NeuronConfig:
             "devices": {"reserve_mb": 0, "max_memory_mb": max_memory_mb},
         }
     )
+
+
+def anthropic_prompt_tokens(usage: anthropic.types.Usage) -> int:
+    """The whole prompt an Anthropic usage counts: its `input_tokens` are only the part
+    no prefix cache served (count_tokens counts the whole)."""
+    cached = (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
+    return usage.input_tokens + cached

@@ -27,6 +27,21 @@ class Script:
     piece_delay: float = 0.0
     hang_after: int | None = None  # stop sending (without closing) after this many pieces
     set_cookie: str | None = None  # a Set-Cookie header on non-streamed answers
+    hold_whole: bool = False  # a non-streamed answer's body waits for release()
+    # usage.prompt_tokens_details.cached_tokens, as a prefix-caching server reports it
+    cached_tokens: int | None = None
+    prompt_tokens: int = 7
+
+    def usage(self) -> dict[str, Any]:
+        completion = len(self.pieces)
+        usage: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+        }
+        if self.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return usage
 
 
 class ScriptedUpstream:
@@ -56,6 +71,10 @@ class ScriptedUpstream:
         self.url = f"http://127.0.0.1:{port}"
         return self
 
+    def release(self) -> None:
+        """Free every handler waiting (hang_after, hold_whole)."""
+        self._release.set()
+
     async def stop(self) -> None:
         self._release.set()
         if self._runner is not None:
@@ -80,19 +99,23 @@ class ScriptedUpstream:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}}
             if not chat:
                 choice = {"index": 0, "text": text}
-            usage = {"prompt_tokens": 7, "completion_tokens": len(script.pieces)}
+            usage = script.usage()
             cookie = {"Set-Cookie": script.set_cookie} if script.set_cookie else {}
-            return web.json_response(
-                headers=cookie,
-                data={
-                    "id": "x",
-                    "object": "chat.completion",
-                    "model": body["model"],
-                    "created": int(time.time()),
-                    "choices": [choice | {"finish_reason": "stop"}],
-                    "usage": usage | {"total_tokens": 7 + len(script.pieces)},
-                },
-            )
+            data = {
+                "id": "x",
+                "object": "chat.completion",
+                "model": body["model"],
+                "created": int(time.time()),
+                "choices": [choice | {"finish_reason": "stop"}],
+                "usage": usage,
+            }
+            if script.hold_whole:  # the status and headers now, the body on release()
+                held = web.StreamResponse(headers={"Content-Type": "application/json"})
+                await held.prepare(request)
+                await self._release.wait()
+                await held.write(json.dumps(data).encode())
+                return held
+            return web.json_response(headers=cookie, data=data)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         try:
@@ -131,10 +154,5 @@ class ScriptedUpstream:
                 yield event({"choices": [{"index": 0, "text": piece}]})
         yield event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if (body.get("stream_options") or {}).get("include_usage"):
-            usage = {
-                "prompt_tokens": 7,
-                "completion_tokens": len(script.pieces),
-                "total_tokens": 7 + len(script.pieces),
-            }
-            yield event({"choices": [], "usage": usage})
+            yield event({"choices": [], "usage": script.usage()})
         yield b"data: [DONE]\n\n"

@@ -13,7 +13,12 @@ from aiohttp import web
 
 from helexa.testing.neuron_proc import InProcessNeuron
 from helexa.translate.anthropic_request import parse_count_tokens_request, tokenize_request
-from tests.gateway.harness import RunningGateway, run_gateway, write_configs
+from tests.gateway.harness import (
+    RunningGateway,
+    anthropic_prompt_tokens,
+    run_gateway,
+    write_configs,
+)
 
 TINY = "helexa/tiny"
 LAZY = "helexa/lazy"
@@ -65,7 +70,7 @@ async def test_count_tokens_equals_the_reported_input_tokens(served: RunningGate
     ]
     counted = await c.messages.count_tokens(model=TINY, system=system, messages=messages)
     message = await c.messages.create(model=TINY, system=system, messages=messages, max_tokens=1)
-    assert counted.input_tokens == message.usage.input_tokens > 0
+    assert counted.input_tokens == anthropic_prompt_tokens(message.usage) > 0
 
 
 async def test_unknown_model_is_404_in_anthropic_shape(served: RunningGateway) -> None:
@@ -128,7 +133,7 @@ async def test_stream_final_message_equals_the_non_streaming_one(served: Running
         whole.stop_reason,
         whole.usage.output_tokens,
     )
-    assert streamed.usage.input_tokens == whole.usage.input_tokens
+    assert anthropic_prompt_tokens(streamed.usage) == anthropic_prompt_tokens(whole.usage)
 
 
 async def test_count_tokens_equals_the_neurons_own_count(
@@ -175,7 +180,7 @@ async def test_max_tokens_past_the_context_generates_up_to_the_context(
         model=TINY, max_tokens=64000, messages=messages, extra_body={"ignore_eos": True}
     )
     assert message.stop_reason == "max_tokens"
-    assert message.usage.input_tokens + message.usage.output_tokens == 4096
+    assert anthropic_prompt_tokens(message.usage) + message.usage.output_tokens == 4096
 
 
 async def _garbage_stream(request: web.Request) -> web.StreamResponse:

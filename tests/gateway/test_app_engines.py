@@ -11,7 +11,12 @@ import pytest
 
 from helexa.neuron.config import NeuronConfig
 from helexa.testing.neuron_proc import InProcessNeuron
-from tests.gateway.harness import RunningGateway, run_gateway, write_configs
+from tests.gateway.harness import (
+    RunningGateway,
+    anthropic_prompt_tokens,
+    run_gateway,
+    write_configs,
+)
 from tests.neuron.engines.conftest import llama_server, smollm2_gguf
 
 MODEL = "smollm2"
@@ -89,10 +94,11 @@ async def test_anthropic_dialect_stream_and_not_and_exact_count_tokens(
     )
     assert message.content and message.usage.output_tokens > 0
     counted = await client.messages.count_tokens(model=MODEL, system="Be brief.", messages=messages)
-    assert counted.input_tokens == message.usage.input_tokens > 0
+    assert counted.input_tokens == anthropic_prompt_tokens(message.usage) > 0
 
     async with client.messages.stream(
         model=MODEL, system="Be brief.", messages=messages, max_tokens=6
     ) as stream:
         final = await stream.get_final_message()
-    assert final.usage.output_tokens > 0 and final.usage.input_tokens == counted.input_tokens
+    assert final.usage.output_tokens > 0
+    assert anthropic_prompt_tokens(final.usage) == counted.input_tokens

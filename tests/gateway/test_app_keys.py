@@ -19,7 +19,12 @@ from prometheus_client.exposition import generate_latest
 
 from helexa.config.keys import hash_key
 from helexa.testing.neuron_proc import InProcessNeuron
-from tests.gateway.harness import RunningGateway, run_gateway, write_configs
+from tests.gateway.harness import (
+    RunningGateway,
+    anthropic_prompt_tokens,
+    run_gateway,
+    write_configs,
+)
 
 TINY = "helexa/tiny"
 OTHER = "helexa/other"
@@ -228,7 +233,7 @@ async def test_usage_counters_equal_the_sum_of_the_responses_usage(
         messages=HI_ANTHROPIC,
     ) as events:
         final = await events.get_final_message()
-    prompt += final.usage.input_tokens
+    prompt += anthropic_prompt_tokens(final.usage)
     completion += final.usage.output_tokens
     with pytest.raises(openai.NotFoundError):
         await oa(served, key).chat.completions.create(model="nope", messages=HI, max_tokens=4)

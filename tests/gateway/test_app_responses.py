@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from helexa.gateway import router
-from helexa.gateway.state import FleetState, ModelLocation
+from helexa.gateway.state import FleetState
 from helexa.testing.neuron_proc import InProcessNeuron
 from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 from tests.gateway.scripted_upstream import ScriptedUpstream
@@ -234,15 +234,18 @@ async def test_codex_request_calls_a_namespaced_tool(
     stream: bool,
 ) -> None:
     hints: list[router.RoutingHint] = []
-    choose = router.choose_replica
+    choose = router.choose_replica_explained
 
     def noting_hint(
-        model_id: str, fleet: FleetState, hint: router.RoutingHint = router.NO_HINT
-    ) -> list[ModelLocation]:
+        model_id: str,
+        fleet: FleetState,
+        hint: router.RoutingHint = router.NO_HINT,
+        policy: router.RoutingPolicy = router.DEFAULT_POLICY,
+    ) -> router.ReplicaChoice:
         hints.append(hint)
-        return choose(model_id, fleet, hint)
+        return choose(model_id, fleet, hint, policy)
 
-    monkeypatch.setattr(router, "choose_replica", noting_hint)
+    monkeypatch.setattr(router, "choose_replica_explained", noting_hint)
     upstream.script = ToolScript(
         [ToolCallScript("multi_agent_v1__wait_agent", WAIT_ARGS)], reasoning="wait for it"
     )

@@ -24,6 +24,7 @@ DOCUMENTED_NAMES = {
     "cortex_tokens_per_second",
     "cortex_prompt_tokens",
     "cortex_completion_tokens",
+    "cortex_prompt_cached_tokens",
     "cortex_cold_loads",
     "cortex_model_load_seconds",
     "cortex_evictions",

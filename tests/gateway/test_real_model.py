@@ -20,7 +20,12 @@ import pytest_asyncio
 
 from helexa.neuron.config import NeuronConfig
 from helexa.testing.neuron_proc import InProcessNeuron
-from tests.gateway.harness import RunningGateway, run_gateway, write_configs
+from tests.gateway.harness import (
+    RunningGateway,
+    anthropic_prompt_tokens,
+    run_gateway,
+    write_configs,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -241,5 +246,5 @@ async def test_count_tokens_and_usage_equal_the_tokenizer(
     )
 
     assert reply.usage is not None
-    assert counted.input_tokens == message.usage.input_tokens == expected
+    assert counted.input_tokens == anthropic_prompt_tokens(message.usage) == expected
     assert reply.usage.prompt_tokens == expected

@@ -9,11 +9,15 @@ import pytest
 
 from helexa.config.models import ModelsConfig
 from helexa.errors import ModelNotFound
+from helexa.gateway.affinity import chat_prefix_key, completion_prefix_key, ring_order
 from helexa.gateway.router import (
     RoutingHint,
+    RoutingPolicy,
     choose_replica,
+    choose_replica_explained,
     is_loading_somewhere,
     loading_on,
+    openai_hint,
     resolve,
     resolve_or_raise,
     route,
@@ -98,9 +102,51 @@ def test_choose_replica_least_busy_first_ties_by_name() -> None:
         d=[model("m", max_in_flight=1)],
     )
     assert [loc.neuron for loc in choose_replica("m", fleet)] == ["d", "a", "c", "b"]
-    # A session key is carried, not yet acted on: the order stays least busy first.
-    hinted = choose_replica("m", fleet, RoutingHint(session_key="0190c0de"))
+    # routing = "least_busy" ignores an affinity key.
+    hinted = choose_replica(
+        "m", fleet, RoutingHint(session_key="0190c0de"), RoutingPolicy("least_busy")
+    )
     assert [loc.neuron for loc in hinted] == ["d", "a", "c", "b"]
+
+
+def test_choose_replica_puts_the_affinity_target_first_then_least_busy() -> None:
+    fleet = fleet_of(a=[model("m", in_flight=1)], b=[model("m", in_flight=1)], c=[model("m")])
+    hint = RoutingHint(session_key="conversation-7")
+    key = hint.affinity
+    assert key is not None
+    home = ring_order(key.point, ["a", "b", "c"])[0]
+
+    choice = choose_replica_explained("m", fleet, hint)
+
+    rest = sorted({"a", "b", "c"} - {home}, key=lambda n: (n != "c", n))  # c is idle
+    assert [loc.neuron for loc in choice.candidates] == [home, *rest]
+    assert choice.reason == f"session affinity key={key.digest[:8]} → {home}"
+
+
+def test_choose_replica_over_the_load_bound_walks_on() -> None:
+    hint = RoutingHint(session_key="conversation-7")
+    key = hint.affinity
+    assert key is not None
+    home, second = ring_order(key.point, ["a", "b"])
+    fleet = fleet_of(**{home: [model("m", in_flight=3)], second: [model("m")]})
+
+    choice = choose_replica_explained("m", fleet, hint)
+
+    # bound = 1.25 * (3 + 0 + 1) / 2 = 2.5
+    assert [loc.neuron for loc in choice.candidates] == [second, home]
+    assert choice.reason == (
+        f"session affinity key={key.digest[:8]}: {home} over load bound (3 > 2.5)"
+        f" → next on ring {second}"
+    )
+
+
+def test_choose_replica_without_a_key_is_least_busy_and_says_so() -> None:
+    fleet = fleet_of(a=[model("m", in_flight=1)], b=[model("m")])
+    choice = choose_replica_explained("m", fleet)
+    assert [loc.neuron for loc in choice.candidates] == ["b", "a"]
+    assert choice.reason == "least busy b (no affinity key)"
+    single = fleet_of(a=[model("m")])
+    assert choose_replica_explained("m", single).reason is None  # nothing to choose
 
 
 def test_choose_replica_skips_unhealthy_and_unservable_copies() -> None:
@@ -124,3 +170,16 @@ def test_route_serves_then_waits_then_places() -> None:
     assert served.action == "serve" and [c.neuron for c in served.candidates] == ["b"]
     assert route("other", fleet).action == "place"
     assert not is_loading_somewhere("other", fleet)
+
+
+def test_openai_hint_prefers_prompt_cache_key_then_user_then_the_prefix() -> None:
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]
+    body: dict[str, Any] = {"messages": messages, "user": "alice", "prompt_cache_key": "k1"}
+    assert openai_hint("m", body) == RoutingHint(session_key="k1")
+    del body["prompt_cache_key"]
+    assert openai_hint("m", body) == RoutingHint(session_key="alice")
+    del body["user"]
+    prefix = openai_hint("m", body)
+    assert prefix.session_key is None and prefix.affinity == chat_prefix_key("m", messages)
+    assert openai_hint("m", {"prompt": "abc"}).affinity == completion_prefix_key("m", "abc")
+    assert openai_hint("m", {"messages": "nonsense"}).affinity is None

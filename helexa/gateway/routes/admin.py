@@ -63,6 +63,7 @@ def fleet_json(gw: Gateway) -> dict[str, Any]:
             }
         )
     out["models"] = rows
+    out["prefix_cache"] = gw.metrics.prefix_cache()
     out["health"] = gw.health()
     out["reconcile"] = gw.reconcile.to_json() if gw.reconcile is not None else None
     out["config"] = {

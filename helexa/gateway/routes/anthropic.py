@@ -26,7 +26,7 @@ from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import open_upstream
+from helexa.gateway.dispatch import open_upstream, read_tracked
 from helexa.gateway.keys import Ticket, check_model_access, request_ticket
 from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
@@ -116,30 +116,39 @@ async def messages(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Res
     fit_max_tokens(body, context_length(gw, resolved))
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT, ticket=ticket)
     stops = parsed.stop_sequences or []
+    user_id = parsed.metadata.user_id if parsed.metadata else None
+    hint = router.upstream_hint(user_id, resolved.model_id, body)
     if not parsed.stream:
-        return await _whole(gw, body, parsed.model, stops, meter)
+        return await _whole(gw, body, parsed.model, stops, meter, hint)
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     payload = fastjson.dumps(body)
     try:
-        opened = await open_if_loaded(gw, resolved.model_id, payload, meter)
+        opened = await open_if_loaded(gw, resolved.model_id, payload, meter, hint)
     except APIError as exc:
         return anthropic_error(exc)
     translator = AnthropicStreamTranslator(parsed.model, stops)
-    events = translated_stream(gw, resolved.model_id, payload, translator, STREAM, meter, opened)
+    events = translated_stream(
+        gw, resolved.model_id, payload, translator, STREAM, meter, opened, hint
+    )
     return SSEResponse(events)
 
 
 async def _whole(
-    gw: Gateway, body: dict[str, Any], client_model: str, stops: list[str], meter: RequestMeter
+    gw: Gateway,
+    body: dict[str, Any],
+    client_model: str,
+    stops: list[str],
+    meter: RequestMeter,
+    hint: router.RoutingHint,
 ) -> Response:
     neuron: str | None = None
     try:
         opened = await open_upstream(
-            gw, body["model"], CHAT_PATH, fastjson.dumps(body), stream=False
+            gw, body["model"], CHAT_PATH, fastjson.dumps(body), stream=False, hint=hint
         )
         neuron = opened.target.neuron
-        raw = await gw.proxy.read_all(opened, meter.stats)
+        raw = await read_tracked(gw, opened, meter.stats, body["model"])
         status = opened.response.status
         if status != 200:
             meter.finish(neuron, status)

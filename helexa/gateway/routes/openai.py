@@ -79,6 +79,7 @@ async def _completion(gw: Gateway, raw: bytes, path: str, ticket: Ticket | None)
         stream=stream,
         meter=meter,
         drop_usage_event=drop_usage_event,
+        hint=router.openai_hint(resolved.model_id, body),
     )
 
 

@@ -23,8 +23,9 @@ from starlette.routing import Route
 from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.gateway import router
+from helexa.gateway.affinity import first_string
 from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.dispatch import open_upstream, openai_error
+from helexa.gateway.dispatch import open_upstream, openai_error, read_tracked
 from helexa.gateway.keys import Ticket, request_ticket
 from helexa.gateway.metrics import RequestMeter
 from helexa.gateway.neuron_client import error_from_response
@@ -63,7 +64,8 @@ async def responses(gw: Gateway, raw: bytes, ticket: Ticket | None = None) -> Re
     payload = fastjson.dumps(body)
     meter = RequestMeter(gw.metrics, resolved.model_id, DIALECT, ticket=ticket)
     ctx = ResponseContext(f"resp_{uuid.uuid4().hex}", int(time.time()), parsed.model, parsed)
-    hint = router.RoutingHint(session_key=parsed.prompt_cache_key)
+    session = first_string(parsed.prompt_cache_key, parsed.user)
+    hint = router.upstream_hint(session, resolved.model_id, body)
     if not parsed.stream:
         return await _whole(gw, resolved.model_id, payload, ctx, meter, hint)
     try:
@@ -89,7 +91,7 @@ async def _whole(
     try:
         opened = await open_upstream(gw, model_id, CHAT_PATH, payload, stream=False, hint=hint)
         neuron = opened.target.neuron
-        raw = await gw.proxy.read_all(opened, meter.stats)
+        raw = await read_tracked(gw, opened, meter.stats, model_id)
         status = opened.response.status
         if status != 200:
             raise error_from_response(neuron, status, raw)

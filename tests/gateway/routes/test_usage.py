@@ -17,7 +17,7 @@ from helexa.cli import usage_cmd
 from helexa.config import Config
 from helexa.config.keys import hash_key
 from helexa.testing.neuron_proc import InProcessNeuron
-from tests.gateway.harness import run_gateway, write_configs
+from tests.gateway.harness import anthropic_prompt_tokens, run_gateway, write_configs
 
 TINY = "helexa/tiny"
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -49,7 +49,7 @@ async def traffic(url: str) -> dict[str, list[int]]:
         sums[name][1] += done.usage.completion_tokens
     an = anthropic.AsyncAnthropic(base_url=url, api_key="k-bo", max_retries=0)
     message = await an.messages.create(model=TINY, max_tokens=5, messages=HI_ANTHROPIC)
-    sums["bo"][0] += message.usage.input_tokens
+    sums["bo"][0] += anthropic_prompt_tokens(message.usage)
     sums["bo"][1] += message.usage.output_tokens
     return sums
 
