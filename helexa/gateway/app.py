@@ -23,16 +23,16 @@ from starlette.responses import Response
 
 from helexa.config import Config, NeuronEntry
 from helexa.errors import NoSuchRoute
+from helexa.fleet.neuron_client import NeuronClient
+from helexa.fleet.poller import FleetPoller, PollSettings
+from helexa.fleet.sessions import SessionFactory
+from helexa.fleet.state import FleetState, ModelLocation, ObservedNeuron
 from helexa.gateway.auth import open_access_warning
 from helexa.gateway.coldload import ColdLoader
 from helexa.gateway.keys import KeyMiddleware, KeyRing
 from helexa.gateway.limits import body_limits, gateway_body_limits
 from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample
-from helexa.gateway.neuron_client import NeuronClient
-from helexa.gateway.poller import FleetPoller, PollSettings
 from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, default_session_factory
-from helexa.gateway.sessions import SessionFactory
-from helexa.gateway.state import FleetState, ModelLocation, NeuronState
 from helexa.gateway.usage import UsageBook, UsageCollector
 from helexa.gateway.usage_log import UsageLog, read_records
 from helexa.limits import BodyLimits
@@ -207,7 +207,7 @@ class Gateway:
         if all(n.healthy or not n.starting for n in local):
             self.local_neurons_answered.set()
 
-    def _observe(self, _: NeuronState) -> None:
+    def _observe(self, _: ObservedNeuron) -> None:
         """After each poll: note first answers, rewrite the fleet gauges."""
         self._note_answered()
         neurons = [

@@ -18,15 +18,16 @@ from collections.abc import Callable, Mapping
 
 from helexa.config import Config, ModelSpec, NeuronEntry
 from helexa.errors import APIError, ModelNotFound, NoFeasibleNeuron, UpstreamTimeout
-from helexa.gateway import placement, router
-from helexa.gateway.decisions import log_decision
+from helexa.fleet import placement
+from helexa.fleet.decisions import log_decision
+from helexa.fleet.neuron_client import NeuronClient
+from helexa.fleet.poller import FleetPoller
+from helexa.fleet.state import DecisionKind, FleetState, ModelLocation
+from helexa.gateway import router
 from helexa.gateway.metrics import GatewayMetrics
-from helexa.gateway.neuron_client import NeuronClient
-from helexa.gateway.poller import FleetPoller
-from helexa.gateway.state import DecisionKind, FleetState, ModelLocation
 from helexa.gateway.weights import local_weights_bytes
 
-log = logging.getLogger("helexa.gateway.decisions")
+log = logging.getLogger("helexa.fleet.decisions")
 
 __all__ = ["ColdLoader", "log_decision"]
 

@@ -22,11 +22,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from helexa.errors import APIError
+from helexa.fleet.neuron_client import error_from_response
+from helexa.fleet.state import ModelLocation
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
 from helexa.gateway.keys import Ticket
 from helexa.gateway.metrics import GatewayMetrics
-from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import (
     KEEP_ALIVE,
     Opened,
@@ -34,7 +35,6 @@ from helexa.gateway.proxy import (
     error_event,
     keep_alive_while_loading,
 )
-from helexa.gateway.state import ModelLocation
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

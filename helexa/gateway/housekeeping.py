@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 
 from helexa.errors import APIError
-from helexa.gateway import placement
+from helexa.fleet import placement
+from helexa.fleet.decisions import log_decision
 from helexa.gateway.app import Gateway
-from helexa.gateway.decisions import log_decision
-from helexa.gateway.supervisor import Supervisor
+from helexa.serve.supervisor import Supervisor
 
 log = logging.getLogger("helexa.gateway.housekeeping")
 

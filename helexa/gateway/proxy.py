@@ -25,7 +25,7 @@ import aiohttp
 
 from helexa import fastjson
 from helexa.errors import APIError, Overloaded, UpstreamError, UpstreamTimeout
-from helexa.gateway.sessions import LazySession, SessionFactory
+from helexa.fleet.sessions import LazySession, SessionFactory
 from helexa.protocol.neuron import PRIORITY_HEADER
 
 # The calling key's priority, set by the fast lane for the request's task (and the

@@ -4,7 +4,7 @@
    neuron holds that models.toml does not know);
 2. serve from a loaded copy on a healthy neuron, least busy first;
 3. else wait for a load in progress;
-4. else place it (helexa.gateway.placement) and cold-load.
+4. else place it (helexa.fleet.placement) and cold-load.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Literal
 
 from helexa.config.models import ModelsConfig, ModelSpec
 from helexa.errors import ModelNotFound
-from helexa.gateway.state import FleetState, ModelLocation
+from helexa.fleet.state import FleetState, ModelLocation
 
 RouteAction = Literal["serve", "wait", "place"]
 

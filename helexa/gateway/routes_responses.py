@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
+from helexa.fleet.neuron_client import error_from_response
 from helexa.gateway import router
 from helexa.gateway.app import Gateway, gateway_of
 from helexa.gateway.dispatch import (
@@ -31,7 +32,6 @@ from helexa.gateway.dispatch import (
     openai_error,
 )
 from helexa.gateway.keys import Ticket, request_ticket
-from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import KEEP_ALIVE
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.limits import parse_json_object

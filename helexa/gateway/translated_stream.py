@@ -18,10 +18,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
+from helexa.fleet.neuron_client import error_from_response
 from helexa.gateway import router
 from helexa.gateway.app import Gateway
 from helexa.gateway.dispatch import RequestMeter, open_upstream
-from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import Opened, keep_alive_while_loading
 
 log = logging.getLogger("helexa.gateway.translated")

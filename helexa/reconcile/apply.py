@@ -25,9 +25,9 @@ from typing import Protocol
 from helexa.config import ModelSpec, NeuronEntry
 from helexa.deploy.hostplan import HostAction
 from helexa.errors import ActionFailed, APIError
-from helexa.gateway import placement
-from helexa.gateway.decisions import log_decision
-from helexa.gateway.state import FleetState, NeuronState
+from helexa.fleet import placement
+from helexa.fleet.decisions import log_decision
+from helexa.fleet.state import FleetState, ObservedNeuron
 from helexa.protocol.neuron import LoadRequest, ModelInfo, ModelsList
 from helexa.reconcile.desired import DesiredState
 from helexa.reconcile.observed import PRESENT_STATES
@@ -63,7 +63,7 @@ class FleetRefresh(Protocol):
 
     fleet: FleetState
 
-    async def poll_neuron(self, name: str) -> NeuronState: ...
+    async def poll_neuron(self, name: str) -> ObservedNeuron: ...
 
 
 class HostControl(Protocol):
@@ -266,7 +266,7 @@ class Applier:
             raise ActionFailed(f"{action.model} is no longer in models.toml")
         return spec
 
-    def _check_fits(self, spec: ModelSpec, neuron: NeuronState) -> None:
+    def _check_fits(self, spec: ModelSpec, neuron: ObservedNeuron) -> None:
         need = placement.footprint(
             spec, self.refresh.fleet, self.desired.weights_bytes.get(spec.id)
         )

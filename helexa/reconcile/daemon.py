@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from helexa.config import Config, load_config
 from helexa.deploy.hostplan import HostAction
 from helexa.errors import ConfigErrors
-from helexa.gateway.state import FleetState, NeuronState
+from helexa.fleet.state import FleetState, ObservedNeuron
 from helexa.reconcile.apply import Applier, FleetRefresh, NeuronControl, NeuronLocks, Progress
 from helexa.reconcile.backoff import Backoff
 from helexa.reconcile.conditions import Conditions
@@ -55,7 +55,7 @@ WATCH_STOP_S = 5.0  # the watcher checks its stop event every `step` (20 ms)
 class FleetPoll(FleetRefresh, Protocol):
     """The gateway's FleetPoller: one neuron now, a whole round, and per-poll listeners."""
 
-    listeners: list[Callable[[NeuronState], None]]
+    listeners: list[Callable[[ObservedNeuron], None]]
 
     async def poll_once(self) -> None: ...
 
@@ -132,7 +132,7 @@ class ReconcileDaemon:
     def interval(self) -> float:
         return self.config.fleet.reconcile.interval if self.config else 30.0
 
-    def _on_poll(self, neuron: NeuronState) -> None:
+    def _on_poll(self, neuron: ObservedNeuron) -> None:
         came_up = neuron.healthy and not self._healthy.get(neuron.name, False)
         self._healthy[neuron.name] = neuron.healthy
         if came_up and neuron.managed:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from helexa.config import Config, ModelSpec, NeuronEntry, config_fingerprint
 from helexa.config.fleet import ReconcileConfig
-from helexa.gateway.placement import Strategy
+from helexa.fleet.placement import Strategy
 from helexa.gateway.weights import weights_by_id
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helexa.config import ModelSpec
-from helexa.gateway import placement
-from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+from helexa.fleet import placement
+from helexa.fleet.state import FleetState, ModelLocation, ObservedNeuron
 from helexa.reconcile.desired import DesiredState
 from helexa.reconcile.observed import PRESENT_STATES, ObservedState, copy_neuron, snapshot
 from helexa.reconcile.plan import Action, ActionKind, Cause, Plan, PlanError
@@ -113,7 +113,7 @@ def present_copies(fleet: FleetState, model_id: str) -> list[ModelLocation]:
     ]
 
 
-def _managed(fleet: FleetState) -> list[NeuronState]:
+def _managed(fleet: FleetState) -> list[ObservedNeuron]:
     return sorted((n for n in fleet.neurons.values() if n.managed), key=lambda n: n.name)
 
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+from helexa.fleet.state import FleetState, ModelLocation, ObservedNeuron
 
 # States in which a copy counts as present: a load in progress will finish.
 PRESENT_STATES = ("loading", "loaded")
@@ -62,7 +62,7 @@ def snapshot(fleet: FleetState) -> FleetState:
     return copy
 
 
-def copy_neuron(neuron: NeuronState) -> NeuronState:
+def copy_neuron(neuron: ObservedNeuron) -> ObservedNeuron:
     return replace(
         neuron,
         devices=[replace(d) for d in neuron.devices],

@@ -13,9 +13,9 @@ import httpx
 import openai
 
 from helexa.config import Config, load_config
+from helexa.fleet.poller import PollSettings
 from helexa.gateway.app import Gateway, build_app
 from helexa.gateway.limits import gateway_protocol
-from helexa.gateway.poller import PollSettings
 from helexa.neuron.config import NeuronConfig
 from helexa.testing.neuron_proc import serve_in_process
 

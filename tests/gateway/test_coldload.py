@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helexa.errors import ModelNotFound, NoFeasibleNeuron
+from helexa.fleet.poller import PollSettings
 from helexa.gateway.app import Gateway
-from helexa.gateway.poller import PollSettings
 from helexa.testing.neuron_proc import InProcessNeuron
 from tests.gateway.harness import write_configs
 

@@ -9,6 +9,7 @@ import pytest
 
 from helexa.config.models import ModelsConfig
 from helexa.errors import ModelNotFound
+from helexa.fleet.state import FleetState
 from helexa.gateway.router import (
     RoutingHint,
     choose_replica,
@@ -18,7 +19,6 @@ from helexa.gateway.router import (
     resolve_or_raise,
     route,
 )
-from helexa.gateway.state import FleetState
 from helexa.protocol.neuron import ModelsList
 
 MODELS = ModelsConfig.model_validate(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helexa.gateway.state import FleetState
+from helexa.fleet.state import FleetState
 from helexa.reconcile.diff import diff
 from helexa.reconcile.plan import Plan
 from tests.reconcile.fleets import desired, fleet, hold, observed, spec

@@ -21,9 +21,9 @@ from helexa.deploy.facts import HostFacts, OsRelease
 from helexa.deploy.hostplan import HostAction, desired_host
 from helexa.deploy.hostsync import HostPlan
 from helexa.deploy.layout import HostLayout
-from helexa.gateway.neuron_client import NeuronClient
-from helexa.gateway.poller import FleetPoller, PollSettings
-from helexa.gateway.state import FleetState
+from helexa.fleet.neuron_client import NeuronClient
+from helexa.fleet.poller import FleetPoller, PollSettings
+from helexa.fleet.state import FleetState
 from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.reconcile.diff import diff
 from helexa.reconcile.hosts import (

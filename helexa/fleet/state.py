@@ -133,7 +133,7 @@ class ModelLocation:
 
 
 @dataclass
-class NeuronState:
+class ObservedNeuron:
     """One `[[neurons]]` entry and what its last polls said about it.
 
     A neuron starts unhealthy (never polled) and reads "starting" until it first
@@ -287,7 +287,7 @@ class Decision:
 class FleetState:
     """All neurons by name, plus what polls taught us about model footprints."""
 
-    neurons: dict[str, NeuronState] = field(default_factory=dict)
+    neurons: dict[str, ObservedNeuron] = field(default_factory=dict)
     # Measured memory_mb per (model id, dtype), remembered across unloads so the
     # next placement of the same model uses a real number instead of an estimate.
     memory_history: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -302,8 +302,8 @@ class FleetState:
         kind: NeuronKind = "neuron",
         static_models: list[str] | None = None,
         local: bool = False,
-    ) -> NeuronState:
-        neuron = NeuronState(
+    ) -> ObservedNeuron:
+        neuron = ObservedNeuron(
             name=name,
             endpoint=endpoint,
             kind=kind,
@@ -313,7 +313,7 @@ class FleetState:
         self.neurons[name] = neuron
         return neuron
 
-    def healthy_neurons(self) -> list[NeuronState]:
+    def healthy_neurons(self) -> list[ObservedNeuron]:
         return [n for n in self.neurons.values() if n.healthy]
 
     def locations(self, model_id: str) -> list[ModelLocation]:
@@ -337,7 +337,7 @@ class FleetState:
         """Every model any neuron holds, sorted."""
         return sorted({m for n in self.neurons.values() for m in n.models})
 
-    def learn_memory(self, neuron: NeuronState) -> None:
+    def learn_memory(self, neuron: ObservedNeuron) -> None:
         """Remember the measured footprint of every loaded model on `neuron`."""
         for loc in neuron.models.values():
             if loc.state == "loaded" and loc.memory_mb > 0:

@@ -25,11 +25,11 @@ from helexa.gateway.app import Gateway, build_app
 from helexa.gateway.auth import open_access_warning
 from helexa.gateway.housekeeping import Housekeeping
 from helexa.gateway.limits import gateway_protocol
-from helexa.gateway.local_neurons import LocalNeurons
 from helexa.gateway.metrics import metrics_app
-from helexa.gateway.reconcile_hook import start_reconcile
-from helexa.gateway.supervisor import Supervisor
 from helexa.reconcile.hosts import HostAccess
+from helexa.serve.local_neurons import LocalNeurons
+from helexa.serve.reconcile import start_reconcile
+from helexa.serve.supervisor import Supervisor
 
 log = logging.getLogger("helexa.serve")
 # How long start-up waits for the local neurons' first answer before the banner (a

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from helexa.config import Config, NeuronEntry
-from helexa.gateway.supervisor import Supervisor, local_neuron_spec
+from helexa.serve.supervisor import Supervisor, local_neuron_spec
 
 log = logging.getLogger("helexa.serve")
 

@@ -28,7 +28,7 @@ from helexa.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from helexa.gateway.sessions import LazySession, SessionFactory
+from helexa.fleet.sessions import LazySession, SessionFactory
 from helexa.protocol.neuron import (
     LoadRequest,
     ModelInfo,
@@ -38,7 +38,7 @@ from helexa.protocol.neuron import (
     UnloadRequest,
 )
 
-log = logging.getLogger("helexa.gateway.neuron_client")
+log = logging.getLogger("helexa.fleet.neuron_client")
 
 
 _ERRORS_BY_CODE: dict[str, type[APIError]] = {
