@@ -23,9 +23,9 @@ from helexa.fleet.decisions import log_decision
 from helexa.fleet.neuron_client import NeuronClient
 from helexa.fleet.poller import FleetPoller
 from helexa.fleet.state import DecisionKind, FleetState, ModelLocation
+from helexa.fleet.weights import local_weights_bytes
 from helexa.gateway import router
 from helexa.gateway.metrics import GatewayMetrics
-from helexa.gateway.weights import local_weights_bytes
 
 log = logging.getLogger("helexa.fleet.decisions")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from helexa.config import Config, ModelSpec, NeuronEntry, config_fingerprint
 from helexa.config.fleet import ReconcileConfig
 from helexa.fleet.placement import Strategy
-from helexa.gateway.weights import weights_by_id
+from helexa.fleet.weights import weights_by_id
 
 
 @dataclass(frozen=True)
