@@ -25,7 +25,7 @@ from helexa.errors import APIError
 from helexa.fleet.neuron_client import error_from_response
 from helexa.fleet.state import ModelLocation
 from helexa.gateway import router
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.gateway.keys import Ticket
 from helexa.gateway.metrics import GatewayMetrics
 from helexa.gateway.proxy import (

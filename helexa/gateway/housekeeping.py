@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from helexa.errors import APIError
 from helexa.fleet import placement
 from helexa.fleet.decisions import log_decision
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.serve.supervisor import Supervisor
 
 log = logging.getLogger("helexa.gateway.housekeeping")

@@ -14,7 +14,7 @@ from helexa.errors import APIError, BadRequest, ModelNotFound, NoFeasibleNeuron
 from helexa.fleet.decisions import log_decision
 from helexa.fleet.state import ModelLocation
 from helexa.gateway import router
-from helexa.gateway.app import Gateway, gateway_of
+from helexa.gateway.core import Gateway, gateway_of
 from helexa.gateway.dispatch import openai_error
 from helexa.limits import parse_json_object
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
-from helexa.gateway.app import Gateway, gateway_of
+from helexa.gateway.core import Gateway, gateway_of
 from helexa.gateway.dispatch import RequestMeter, SSEResponse, open_upstream
 from helexa.gateway.keys import Ticket, check_model_access, request_ticket
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream

@@ -24,7 +24,7 @@ from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.fleet.neuron_client import error_from_response
 from helexa.gateway import router
-from helexa.gateway.app import Gateway, gateway_of
+from helexa.gateway.core import Gateway, gateway_of
 from helexa.gateway.dispatch import (
     RequestMeter,
     SSEResponse,

@@ -20,7 +20,7 @@ from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
 from helexa.fleet.neuron_client import error_from_response
 from helexa.gateway import router
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.gateway.dispatch import RequestMeter, open_upstream
 from helexa.gateway.proxy import Opened, keep_alive_while_loading
 

@@ -8,7 +8,7 @@ feeds `cortex_reconcile_runs_total{result}` and
 
 from __future__ import annotations
 
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.reconcile.hosts import HostAccess
 

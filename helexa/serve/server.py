@@ -21,8 +21,9 @@ import uvicorn
 from aiohttp import web
 
 from helexa.config import Config, parse_listen
-from helexa.gateway.app import Gateway, build_app
+from helexa.gateway.app import build_app
 from helexa.gateway.auth import open_access_warning
+from helexa.gateway.core import Gateway
 from helexa.gateway.housekeeping import Housekeeping
 from helexa.gateway.limits import gateway_protocol
 from helexa.gateway.metrics import metrics_app

@@ -10,7 +10,7 @@ import pytest
 
 from helexa.errors import ModelNotFound, NoFeasibleNeuron
 from helexa.fleet.poller import PollSettings
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.testing.neuron_proc import InProcessNeuron
 from tests.gateway.harness import write_configs
 
