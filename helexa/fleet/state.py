@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from helexa.fleet.inflight import InFlightLedger
 from helexa.protocol.neuron import Device, Discovery, ModelInfo, ModelsList, ModelState
 
 NeuronKind = Literal["neuron", "openai"]
@@ -70,9 +71,16 @@ class ModelLocation:
     revision: str | None = None
     engine: str = "transformers"
     progress: int | None = None  # percent of the weights read, while loading (when measured)
+    # This gateway's own requests: live in the ledger (the poll replaces this object),
+    # with how many of them the neuron's `in_flight` already counted when it was polled.
+    ledger: InFlightLedger | None = field(default=None, compare=False, repr=False)
+    own_at_poll: int = field(default=0, compare=False)
 
     @classmethod
-    def from_wire(cls, neuron: str, info: ModelInfo) -> ModelLocation:
+    def from_wire(
+        cls, neuron: str, info: ModelInfo, ledger: InFlightLedger | None = None
+    ) -> ModelLocation:
+        own = ledger.count(neuron, info.id) if ledger is not None else 0
         return cls(
             model_id=info.id,
             neuron=neuron,
@@ -92,16 +100,27 @@ class ModelLocation:
             revision=info.revision,
             engine=info.engine,
             progress=info.progress.percent if info.progress and info.state == "loading" else None,
+            ledger=ledger,
+            own_at_poll=own,
         )
 
     @property
+    def active(self) -> int:
+        """Requests in flight now: others' as last polled, plus this gateway's own as of now
+        (one sent since the poll counts at once, one finished since stops counting)."""
+        if self.ledger is None:
+            return self.in_flight
+        others = max(0, self.in_flight - self.own_at_poll)
+        return others + self.ledger.count(self.neuron, self.model_id)
+
+    @property
     def busy_score(self) -> float:
-        """`(in_flight + queued) / max_in_flight`: 0 idle, 1 saturated, >1 queueing."""
-        return (self.in_flight + self.queued) / max(1, self.max_in_flight)
+        """`(active + queued) / max_in_flight`: 0 idle, 1 saturated, >1 queueing."""
+        return (self.active + self.queued) / max(1, self.max_in_flight)
 
     @property
     def idle(self) -> bool:
-        return self.in_flight + self.queued == 0
+        return self.active + self.queued == 0
 
     @property
     def servable(self) -> bool:
@@ -119,7 +138,7 @@ class ModelLocation:
             "memory_mb": self.memory_mb,
             "dtype": self.dtype,
             "devices": self.devices,
-            "in_flight": self.in_flight,
+            "in_flight": self.active,
             "queued": self.queued,
             "max_in_flight": self.max_in_flight,
             "last_used_at": self.last_used_at,
@@ -160,6 +179,8 @@ class ObservedNeuron:
     hostname: str | None = None
     # kind="openai": the configured model list (routed, never loaded/unloaded by us).
     static_models: list[str] = field(default_factory=list)
+    # The fleet's in-flight ledger, handed to each location the polls build.
+    ledger: InFlightLedger | None = field(default=None, compare=False, repr=False)
 
     @property
     def managed(self) -> bool:
@@ -222,7 +243,9 @@ class ObservedNeuron:
         self.hostname = discovery.hostname
 
     def apply_models(self, models: ModelsList) -> None:
-        self.models = {info.id: ModelLocation.from_wire(self.name, info) for info in models.models}
+        self.models = {
+            info.id: ModelLocation.from_wire(self.name, info, self.ledger) for info in models.models
+        }
         self.cycles = models.cycles
 
     def apply_static_models(self, model_ids: list[str]) -> None:
@@ -230,7 +253,7 @@ class ObservedNeuron:
         fresh: dict[str, ModelLocation] = {}
         for model_id in model_ids:
             fresh[model_id] = self.models.get(model_id) or ModelLocation(
-                model_id=model_id, neuron=self.name, state="loaded"
+                model_id=model_id, neuron=self.name, state="loaded", ledger=self.ledger
             )
         self.models = fresh
 
@@ -294,6 +317,9 @@ class FleetState:
     decisions: deque[Decision] = field(
         default_factory=lambda: deque(maxlen=DECISION_HISTORY), compare=False
     )
+    # Requests this gateway has sent and not finished: kept apart from the polled
+    # locations, which every poll replaces.
+    in_flight: InFlightLedger = field(default_factory=InFlightLedger, compare=False)
 
     def add_neuron(
         self,
@@ -309,6 +335,7 @@ class FleetState:
             kind=kind,
             static_models=list(static_models or []),
             local=local,
+            ledger=self.in_flight,
         )
         self.neurons[name] = neuron
         return neuron

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from starlette.requests import Request
 
 from helexa.config import Config, NeuronEntry
+from helexa.fleet.locks import NeuronActionLocks
 from helexa.fleet.neuron_client import NeuronClient
 from helexa.fleet.poller import FleetPoller, PollSettings
 from helexa.fleet.sessions import SessionFactory
@@ -87,12 +88,16 @@ class Gateway:
         # until then requests that need a placement are held, not answered "unhealthy".
         self.local_neurons_answered = asyncio.Event()
         self._note_answered()
+        # One evict/load/unload at a time per neuron, whoever asks (cold loads, admin
+        # routes, the reconciler when `helexa serve` runs one).
+        self.action_locks = NeuronActionLocks()
         self.loader = ColdLoader(
             self.fleet,
             self.poller,
             self.client,
             self.current,
             self.metrics,
+            self.action_locks,
             started=self.local_neurons_answered,
         )
         self.started_at = time.time()
@@ -221,7 +226,7 @@ class Gateway:
             for n in self.fleet.neurons.values()
         ]
         models = [
-            ModelSample(loc.model_id, n.name, loc.servable, loc.in_flight)
+            ModelSample(loc.model_id, n.name, loc.servable, loc.active)
             for n in self.fleet.neurons.values()
             for loc in n.models.values()
         ]

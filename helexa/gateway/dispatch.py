@@ -186,14 +186,14 @@ async def respond(
 
 async def _whole(gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str) -> Response:
     neuron = opened.target.neuron
-    loc = _track(gw, model_id, neuron)
+    _track(gw, model_id, neuron)
     try:
         body = await gw.proxy.read_all(opened, meter.usage)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return openai_error(exc)
     finally:
-        _untrack(loc)
+        _untrack(gw, model_id, neuron)
     status = opened.response.status
     meter.finish(neuron, status)
     content_type = opened.response.headers.get("Content-Type", "application/json")
@@ -204,7 +204,7 @@ async def _relay(
     gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str, drop_usage_event: bool
 ) -> AsyncIterator[bytes]:
     neuron = opened.target.neuron
-    loc = _track(gw, model_id, neuron)
+    _track(gw, model_id, neuron)
     status: int | str = "client_closed"
     try:
         async for chunk in gw.proxy.relay(opened, meter.usage, drop_usage_event=drop_usage_event):
@@ -214,7 +214,7 @@ async def _relay(
         if status == "client_closed":
             status = 200
     finally:
-        _untrack(loc)
+        _untrack(gw, model_id, neuron)
         meter.finish(neuron, status)
 
 
@@ -256,18 +256,13 @@ async def _wait_then_relay(
             opening.cancel()  # the client left; a shared cold load carries on (shielded)
 
 
-def _track(gw: Gateway, model_id: str, neuron: str) -> ModelLocation | None:
-    """Count the request on the location so least-busy sees it before the next poll."""
-    state = gw.fleet.neurons.get(neuron)
-    loc = state.models.get(model_id) if state else None
-    if loc is not None:
-        loc.in_flight += 1
-    return loc
+def _track(gw: Gateway, model_id: str, neuron: str) -> None:
+    """Count the request in the fleet's ledger so least-busy sees it before the next poll."""
+    gw.fleet.in_flight.start(neuron, model_id)
 
 
-def _untrack(loc: ModelLocation | None) -> None:
-    if loc is not None and loc.in_flight > 0:
-        loc.in_flight -= 1
+def _untrack(gw: Gateway, model_id: str, neuron: str) -> None:
+    gw.fleet.in_flight.finish(neuron, model_id)
 
 
 def _retry_after(opened: Opened) -> dict[str, str]:

@@ -92,7 +92,7 @@ class Housekeeping:
                     log_decision(gw.fleet, "defrag", "*", name, reason + how)
                     self._defrag_reported.add(name)
                 continue
-            async with gw.loader.neuron_lock(name):
+            async with gw.action_locks(name):
                 log_decision(gw.fleet, "defrag", "*", name, reason + "; restarting")
                 for loc in list(gw.fleet.neurons[name].models.values()):
                     gw.metrics.evictions.labels(loc.model_id, name, "defrag").inc()

@@ -84,7 +84,7 @@ async def load(request: Request) -> Response:
             await gw.loader.load(spec)
         else:
             entry = _entry(gw, neuron)
-            async with gw.loader.neuron_lock(neuron):
+            async with gw.action_locks(neuron):
                 log_decision(gw.fleet, "load", model_id, neuron, "manual load (/admin/models/load)")
                 await gw.client.load(entry, spec.load_request())
                 await gw.poller.poll_neuron(neuron)

@@ -77,7 +77,7 @@ class HostControl(Protocol):
     ) -> list[ActionResult]: ...
 
 
-# The lock of one neuron, by name (the gateway's ColdLoader.neuron_lock fits).
+# The action lock of one neuron, by name (helexa.fleet.locks.NeuronActionLocks fits).
 NeuronLocks = Callable[[str], asyncio.Lock]
 
 

@@ -68,11 +68,20 @@ def copy_neuron(neuron: ObservedNeuron) -> ObservedNeuron:
         devices=[replace(d) for d in neuron.devices],
         models={k: copy_location(v) for k, v in neuron.models.items()},
         static_models=list(neuron.static_models),
+        ledger=None,
     )
 
 
 def copy_location(loc: ModelLocation) -> ModelLocation:
-    return replace(loc, devices=list(loc.devices), capabilities=list(loc.capabilities))
+    """A frozen copy: the live in-flight count as of now, no ledger to change it later."""
+    return replace(
+        loc,
+        devices=list(loc.devices),
+        capabilities=list(loc.capabilities),
+        in_flight=loc.active,
+        ledger=None,
+        own_at_poll=0,
+    )
 
 
 def _presence(loc: ModelLocation) -> str:

@@ -24,7 +24,7 @@ def start_reconcile(gateway: Gateway, hosts: HostAccess | None = None) -> Reconc
         config=config,
         on_config=gateway.set_config,
         # One evict/load at a time per neuron, whether the daemon or a cold load asks.
-        neuron_locks=gateway.loader.neuron_lock,
+        neuron_locks=gateway.action_locks,
         hosts=hosts,  # SSH access to managed hosts (`helexa serve` has it unless --skip-hosts)
     )
     gateway.reconcile = daemon

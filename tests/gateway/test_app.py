@@ -141,7 +141,7 @@ async def test_streaming_cold_load_sends_keep_alives_while_waiting(
         "stream": True,
     }
     # Holding the neuron's evict+load lock keeps the cold load waiting as long as we like.
-    lock = served.gateway.loader.neuron_lock("a")
+    lock = served.gateway.action_locks("a")
     await lock.acquire()
     async with served.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
         assert r.status_code == 200
