@@ -1,13 +1,15 @@
 """The reconcile daemon inside `helexa serve`, wired to the gateway's state and metrics.
 
-The daemon shares the gateway's FleetState, poller and neuron client; a new
-good config is handed to the gateway (`set_config`), and each finished round
-feeds `cortex_reconcile_runs_total{result}` and
-`cortex_reconcile_pending_actions`.
+The daemon shares the gateway's FleetState, poller, neuron client and action
+locks; a new good config is handed to the gateway (`set_config`), a rejected
+one is shown by it (`config_error`), and each finished round feeds
+`cortex_reconcile_runs_total{result}` and `cortex_reconcile_pending_actions`.
+All through the daemon's own callbacks: neither side imports the other.
 """
 
 from __future__ import annotations
 
+from helexa.errors import ConfigErrors
 from helexa.gateway.core import Gateway
 from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.reconcile.hosts import HostAccess
@@ -15,6 +17,16 @@ from helexa.reconcile.hosts import HostAccess
 
 def start_reconcile(gateway: Gateway, hosts: HostAccess | None = None) -> ReconcileDaemon:
     config = gateway.config
+
+    def on_config_error(errors: ConfigErrors) -> None:
+        gateway.config_error = str(errors)
+
+    def on_round(daemon: ReconcileDaemon) -> None:
+        if daemon.config_error is None:
+            gateway.config_error = None
+        gateway.metrics.reconcile_runs.labels(round_result(daemon)).inc()
+        gateway.metrics.reconcile_pending.set(pending_actions(daemon))
+
     daemon = ReconcileDaemon(
         config.fleet_path,
         config.models_path,
@@ -23,23 +35,15 @@ def start_reconcile(gateway: Gateway, hosts: HostAccess | None = None) -> Reconc
         gateway.client,
         config=config,
         on_config=gateway.set_config,
+        on_config_error=on_config_error,
+        on_round=on_round,
         # One evict/load at a time per neuron, whether the daemon or a cold load asks.
         neuron_locks=gateway.action_locks,
         hosts=hosts,  # SSH access to managed hosts (`helexa serve` has it unless --skip-hosts)
     )
     gateway.reconcile = daemon
     gateway.background(daemon.run(), "reconcile")
-    gateway.background(_meter_rounds(gateway, daemon), "reconcile metrics")
     return daemon
-
-
-async def _meter_rounds(gateway: Gateway, daemon: ReconcileDaemon) -> None:
-    while True:
-        await daemon.round_done.wait()
-        gateway.config_error = str(daemon.config_error) if daemon.config_error else None
-        result = round_result(daemon)
-        gateway.metrics.reconcile_runs.labels(result).inc()
-        gateway.metrics.reconcile_pending.set(pending_actions(daemon))
 
 
 def round_result(daemon: ReconcileDaemon) -> str:
