@@ -221,6 +221,10 @@ def idle_unloads(
     return out
 
 
+def defrag_reason(neuron: ObservedNeuron, threshold: int) -> str:
+    return f"{neuron.cycles} load/unload cycles >= defrag_after_cycles {threshold}, idle"
+
+
 def defrag_due(fleet: FleetState, threshold: int) -> list[str]:
     """Healthy, idle neurons with at least `threshold` load/unload cycles (0 = off)."""
     if threshold <= 0:

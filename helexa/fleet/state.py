@@ -237,6 +237,14 @@ class ObservedNeuron:
             return True
         return False
 
+    def record_restart(self) -> None:
+        """Its process was just restarted (defrag): down and empty until it answers again."""
+        self.healthy = False
+        self.starting = True
+        self.consecutive_failures = 0
+        self.models = {}
+        self.devices = []
+
     def apply_discovery(self, discovery: Discovery) -> None:
         self.devices = [DeviceSnapshot.from_wire(d) for d in discovery.devices]
         self.version = discovery.version

@@ -43,8 +43,6 @@ class ReconcileView(Protocol):
 
     def to_json(self) -> dict[str, Any]: ...
 
-    def request_restarts(self, requested: dict[str, str]) -> None: ...
-
 
 class Gateway:
     """Everything one gateway knows and does; routes reach it via `request.app.state`."""

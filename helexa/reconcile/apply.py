@@ -77,6 +77,14 @@ class HostControl(Protocol):
     ) -> list[ActionResult]: ...
 
 
+class NeuronRestarts(Protocol):
+    """Restarts the neurons this process supervises (`helexa serve`'s local neurons)."""
+
+    def can_restart(self, neuron: str) -> bool: ...
+
+    async def restart(self, neuron: str) -> None: ...
+
+
 # The action lock of one neuron, by name (helexa.fleet.locks.NeuronActionLocks fits).
 NeuronLocks = Callable[[str], asyncio.Lock]
 
@@ -98,8 +106,10 @@ class Applier:
         hosts: HostControl | None = None,
         restart_timeout_s: float = RESTART_TIMEOUT_S,
         neuron_locks: NeuronLocks | None = None,
+        restarts: NeuronRestarts | None = None,
     ) -> None:
         self.desired = desired
+        self.restarts = restarts
         self.hosts = hosts
         self.restart_timeout_s = restart_timeout_s
         # Shared with the gateway's cold loader (one evict/load at a time per neuron);
@@ -234,6 +244,9 @@ class Applier:
         neuron = await self.refresh.poll_neuron(action.neuron)
         if not neuron.healthy:
             raise ActionFailed(f"neuron {action.neuron} is unreachable: {neuron.last_error}")
+        if action.kind == "restart":
+            await self._restart(action, neuron)
+            return
         held = neuron.models.get(action.model)
         present = held is not None and held.state in PRESENT_STATES
         if action.kind == "unload":
@@ -254,11 +267,25 @@ class Applier:
         await self.refresh.poll_neuron(action.neuron)
         log_decision(
             self.refresh.fleet,
-            action.kind,
+            "keep_alive" if action.cause == "keep_alive" else action.kind,
             action.model,
             action.neuron,
             f"reconcile: {action.reason}",
         )
+
+    async def _restart(self, action: Action, neuron: ObservedNeuron) -> None:
+        """Defrag: restart an idle neuron this process supervises, then wait for it."""
+        if self.restarts is None or not self.restarts.can_restart(action.neuron):
+            raise ActionFailed(f"{action.neuron} is not supervised here: restart it by hand")
+        if not neuron.is_idle():
+            raise Skip(f"{action.neuron} is busy again; the next round looks again")
+        log_decision(
+            self.refresh.fleet, "defrag", "*", action.neuron, f"reconcile: {action.reason}"
+        )
+        await self.restarts.restart(action.neuron)
+        problem = await self._wait_healthy(action.neuron)
+        if problem:
+            raise ActionFailed(problem)
 
     def _spec(self, action: Action) -> ModelSpec:
         spec = self.desired.specs.get(action.model)

@@ -24,7 +24,6 @@ from helexa.config import Config, parse_listen
 from helexa.gateway.app import build_app
 from helexa.gateway.auth import open_access_warning
 from helexa.gateway.core import Gateway
-from helexa.gateway.housekeeping import Housekeeping
 from helexa.gateway.limits import gateway_protocol
 from helexa.gateway.metrics import metrics_app
 from helexa.reconcile.hosts import HostAccess
@@ -165,10 +164,6 @@ async def _serve_http(
         )
     )
     api_task = asyncio.create_task(server.serve(sockets=[api_socket]), name="gateway http")
-    # The reconcile daemon keeps pinned models loaded; housekeeping does the rest.
-    housekeeping = Housekeeping(
-        gateway, supervisors, interval=max(1.0, gw.poll_interval), load_pinned=False
-    )
     try:
         while not server.started:
             if api_task.done():
@@ -176,8 +171,8 @@ async def _serve_http(
                 raise RuntimeError("the gateway server stopped while starting")
             await asyncio.sleep(0.02)
         await _wait_for_local_neurons(gateway, min(gw.load_timeout, LOCAL_START_WAIT_S))
-        gateway.background(housekeeping.run(), "housekeeping")
-        start_reconcile(gateway, hosts)
+        # The reconciler keeps pinned models loaded, unloads idle ones, restarts for defrag.
+        start_reconcile(gateway, hosts, supervisors)
         running = Running(
             gateway, f"http://{gw.listen}", f"http://{gw.metrics_listen}", supervisors
         )
