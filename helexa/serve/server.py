@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
-from aiohttp import web
 
 from helexa.config import Config, parse_listen
 from helexa.gateway.app import build_app
@@ -148,10 +147,14 @@ async def _serve_http(
 ) -> None:
     gw = config.fleet.gateway
     api_socket = bind(gw.listen)
-    metrics_runner = web.AppRunner(metrics_app(gateway.metrics), access_log=None)
-    await metrics_runner.setup()
-    metrics_site = web.SockSite(metrics_runner, bind(gw.metrics_listen))
-    await metrics_site.start()
+    metrics_server = _Server(
+        uvicorn.Config(
+            metrics_app(gateway.metrics), log_level="warning", lifespan="off", access_log=False
+        )
+    )
+    metrics_task = asyncio.create_task(
+        metrics_server.serve(sockets=[bind(gw.metrics_listen)]), name="metrics http"
+    )
     server = _Server(
         uvicorn.Config(
             build_app(gateway),
@@ -182,5 +185,5 @@ async def _serve_http(
         await stop.wait()
     finally:
         server.should_exit = True
-        await asyncio.gather(api_task, return_exceptions=True)
-        await metrics_runner.cleanup()
+        metrics_server.should_exit = True
+        await asyncio.gather(api_task, metrics_task, return_exceptions=True)
