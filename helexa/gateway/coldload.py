@@ -111,7 +111,7 @@ class ColdLoader:
 
     async def _place_and_load(self, spec: ModelSpec) -> None:
         for _ in range(MAX_PLACE_ATTEMPTS):
-            decision = self._place(spec)
+            decision = await self._place_fresh(spec)
             async with self.locks(decision.neuron):
                 # Re-read the neuron under its lock: an earlier load may have used the room.
                 await self.poller.poll_neuron(decision.neuron)
@@ -122,10 +122,20 @@ class ColdLoader:
                 return
         raise NoFeasibleNeuron(f"placement of {spec.id} kept changing; try again")
 
-    def _place(self, spec: ModelSpec) -> placement.PlacementDecision:
+    async def _place_fresh(self, spec: ModelSpec) -> placement.PlacementDecision:
+        """`_place`, after re-polling the busy neurons when only busy copies stood in the way:
+        a neuron counts a request in flight a moment after its last byte reached us, so a
+        poll in that moment says busy what is idle now."""
+        decision = self._placement(spec)
+        busy = [n.name for n in self.fleet.healthy_neurons() if n.managed and not n.is_idle()]
+        if isinstance(decision, placement.NoPlacement) and decision.retryable and busy:
+            await asyncio.gather(*(self.poller.poll_neuron(name) for name in busy))
+        return self._place(spec)
+
+    def _placement(self, spec: ModelSpec) -> placement.PlacementDecision | placement.NoPlacement:
         config = self.desired()
         specs: Mapping[str, ModelSpec] = {m.id: m for m in config.models.models}
-        decision = placement.place(
+        return placement.place(
             spec,
             self.fleet,
             specs,
@@ -133,6 +143,9 @@ class ColdLoader:
             now=time.time(),
             weights_bytes=local_weights_bytes(spec),
         )
+
+    def _place(self, spec: ModelSpec) -> placement.PlacementDecision:
+        decision = self._placement(spec)
         if isinstance(decision, placement.NoPlacement):
             log_decision(self.fleet, "no_placement", spec.id, None, decision.reason)
             self.metrics.cold_loads.labels(spec.id, "", "no_placement").inc()
