@@ -1,4 +1,4 @@
-"""The gateway's client for a neuron's control API: load, unload, tokenize.
+"""The client for a neuron's control API (load, unload, tokenize): cold loads and reconcile.
 
 Calls carry the neuron's token, read from its `token_file` on every call
 (cached by mtime, so a rotated token is picked up by the next call). Neuron

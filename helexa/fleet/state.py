@@ -1,4 +1,4 @@
-"""The gateway's observed fleet state: plain dataclasses, no I/O.
+"""The observed fleet state: plain dataclasses, no I/O.
 
 Everything here is re-learnable by polling the neurons (the gateway
 keeps no state a restart would lose). The poller feeds wire
@@ -257,7 +257,7 @@ class ObservedNeuron:
         self.cycles = models.cycles
 
     def apply_static_models(self, model_ids: list[str]) -> None:
-        """kind="openai": models are always "loaded"; keep the gateway-tracked load figures."""
+        """kind="openai": models are always "loaded" (their load is read from the ledger)."""
         fresh: dict[str, ModelLocation] = {}
         for model_id in model_ids:
             fresh[model_id] = self.models.get(model_id) or ModelLocation(

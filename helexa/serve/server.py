@@ -1,9 +1,10 @@
-"""`helexa serve` as one coroutine: gateway + metrics servers, local neurons, chores.
+"""`helexa serve` as one coroutine: the gateway's and the metrics' listeners (each a
+uvicorn server), the local neurons, the reconcile daemon.
 
 Signals belong to the caller (the CLI sets `stop` on SIGINT/SIGTERM), so
 uvicorn's own signal capture is turned off. Shutdown runs in reverse order:
-stop accepting requests, stop the chores, stop the local neurons (SIGTERM,
-then SIGKILL after a grace).
+stop accepting requests, stop the background work (poller, reconcile daemon),
+stop the local neurons (SIGTERM, then SIGKILL after a grace).
 """
 
 from __future__ import annotations
