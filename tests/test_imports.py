@@ -169,11 +169,26 @@ def test_no_cycle_hidden_in_a_function() -> None:
     assert cycle is None, "import cycle through a deferred import: " + " -> ".join(cycle or [])
 
 
-@pytest.mark.parametrize(
-    ("importer", "imported"),
-    [("helexa.reconcile", "helexa.gateway"), ("helexa.gateway", "helexa.reconcile")],
-)
-def test_gateway_and_reconciler_do_not_import_each_other(importer: str, imported: str) -> None:
+# (importer, imported) packages that must not import one another, as docs/architecture.md
+# draws them: the gateway and the reconciler only meet in serve/, the fleet core is below
+# both, and the neuron meets the gateway side over HTTP only.
+FORBIDDEN = [
+    ("helexa.reconcile", "helexa.gateway"),
+    ("helexa.gateway", "helexa.reconcile"),
+    ("helexa.fleet", "helexa.gateway"),
+    ("helexa.fleet", "helexa.reconcile"),
+    ("helexa.gateway", "helexa.serve"),
+    ("helexa.reconcile", "helexa.serve"),
+    ("helexa.fleet", "helexa.serve"),
+    ("helexa.neuron", "helexa.gateway"),
+    ("helexa.neuron", "helexa.fleet"),
+    ("helexa.gateway", "helexa.neuron"),
+    ("helexa.fleet", "helexa.neuron"),
+]
+
+
+@pytest.mark.parametrize(("importer", "imported"), FORBIDDEN)
+def test_layers_do_not_import_upwards_or_sideways(importer: str, imported: str) -> None:
     bad = sorted(
         f"{name} imports {target}"
         for name, targets in GRAPH.items()
