@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helexa.config import ModelSpec, NeuronEntry, load_config
-from helexa.gateway.state import DeviceSnapshot, FleetState, NeuronState
+from helexa.fleet.state import DeviceSnapshot, FleetState, ObservedNeuron
 from helexa.protocol.neuron import LoadRequest, ModelInfo, ModelsList
 from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.reconcile.desired import load_desired
@@ -36,12 +36,12 @@ class FakeNeurons:
     def __init__(self, fleet: FleetState) -> None:
         self.fleet = fleet
         self.load_calls: list[tuple[float, str]] = []
-        self.listeners: list[Callable[[NeuronState], None]] = []
+        self.listeners: list[Callable[[ObservedNeuron], None]] = []
 
     async def poll_once(self) -> None:
         return None  # the state is always current
 
-    async def poll_neuron(self, name: str) -> NeuronState:
+    async def poll_neuron(self, name: str) -> ObservedNeuron:
         return self.fleet.neurons[name]
 
     async def load(self, neuron: NeuronEntry, request: LoadRequest) -> ModelInfo:

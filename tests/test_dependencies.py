@@ -75,7 +75,7 @@ def test_the_rpm_requires_the_same_ranges() -> None:
 
 
 def test_uvicorn_server_still_installs_signals_through_capture_signals() -> None:
-    # `helexa serve` owns SIGINT/SIGTERM by overriding this hook (helexa/gateway/server.py).
+    # `helexa serve` owns SIGINT/SIGTERM by overriding this hook (helexa/serve/server.py).
     assert "capture_signals" in vars(uvicorn.Server)
     assert "self.capture_signals()" in inspect.getsource(uvicorn.Server.serve)
 

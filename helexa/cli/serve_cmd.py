@@ -111,7 +111,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 async def _main(config: Config, hosts: HostAccess | None) -> None:
-    from helexa.gateway.server import serve
+    from helexa.serve.server import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

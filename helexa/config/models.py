@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from helexa.config.aliases import is_pattern, resolve_alias
 from helexa.config.base import Problem, StrictModel, table_entries
+from helexa.config.command_template import check_template
 from helexa.config.durations import Duration
 from helexa.config.fields import RelativePath
 from helexa.errors import APIError
@@ -65,8 +66,6 @@ class ModelSpec(StrictModel):
         if self.engine == "command" and self.command is None:
             raise ValueError('engine = "command" needs a `command` template')
         if self.command is not None:
-            from helexa.neuron.engines.launch import check_template
-
             try:
                 check_template(self.command)
             except APIError as exc:

@@ -1,244 +1,41 @@
-"""The gateway: one object owning fleet state, poller, proxy and cold loader, and its app.
+"""The gateway's ASGI app: its routes, error handlers and middleware around a `Gateway`.
 
-`Gateway` is the I/O shell around the pure core (router, placement,
-catalogue). `build_app` wires the routes (routes_openai, routes_anthropic,
-routes_responses, routes_admin) and the API-key check (auth). Background
-work (polling, housekeeping) runs between `start()` and `stop()`; `helexa
-serve` and tests both use it.
+The routes (gateway/routes/: openai, anthropic, responses, admin, ui, usage;
+openapi) reach the gateway through `gateway_of`
+(core.py); the hot paths run on fastlane's own dispatch. The app's lifespan
+starts and stops the gateway unless its owner (helexa.serve) does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from helexa.config import Config, NeuronEntry
 from helexa.errors import NoSuchRoute
-from helexa.gateway.auth import open_access_warning
-from helexa.gateway.coldload import ColdLoader
-from helexa.gateway.keys import KeyMiddleware, KeyRing
-from helexa.gateway.limits import body_limits, gateway_body_limits
-from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample
-from helexa.gateway.neuron_client import NeuronClient
-from helexa.gateway.poller import FleetPoller, PollSettings
-from helexa.gateway.proxy import Proxy, ProxyTimeouts, Target, default_session_factory
-from helexa.gateway.sessions import SessionFactory
-from helexa.gateway.state import FleetState, ModelLocation, NeuronState
-from helexa.gateway.usage import UsageBook, UsageCollector
-from helexa.gateway.usage_log import UsageLog, read_records
-from helexa.limits import BodyLimits
-
-log = logging.getLogger("helexa.gateway")
-
-MB = 1024 * 1024
-
-
-class ReconcileView(Protocol):
-    """What /admin/fleet shows of the reconcile daemon (helexa.reconcile.daemon fits)."""
-
-    def to_json(self) -> dict[str, Any]: ...
-
-    def request_restarts(self, requested: dict[str, str]) -> None: ...
-
-
-class Gateway:
-    """Everything one gateway knows and does; routes reach it via `request.app.state`."""
-
-    def __init__(
-        self,
-        config: Config,
-        *,
-        session_factory: SessionFactory = default_session_factory,
-        poll: PollSettings | None = None,
-        keep_alive_interval: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        gw = config.fleet.gateway
-        self.config = config
-        self.config_error: str | None = None  # the last config reload that failed, shown as is
-        self.reconcile: ReconcileView | None = None  # set when the daemon runs in this process
-        self.keep_alive_interval = keep_alive_interval
-        self.fleet = FleetState()
-        self.metrics = GatewayMetrics()
-        # Keys and their limits (monotonic `clock`: injectable so tests can pass a minute).
-        self.clock = clock
-        self.keyring = KeyRing.build(config, None, clock())
-        self.usage = UsageBook()
-        self.metrics.registry.register(UsageCollector(self.usage))
-        self.poller = FleetPoller(
-            self.fleet,
-            config.fleet.neurons,
-            poll or PollSettings(interval=gw.poll_interval, failure_threshold=gw.unhealthy_after),
-            session_factory=session_factory,
-        )
-        self.poller.listeners.append(self._observe)
-        self.proxy = Proxy(
-            session_factory,
-            ProxyTimeouts(connect=gw.connect_timeout, read=gw.request_timeout),
-        )
-        self.client = NeuronClient(
-            session_factory, connect_timeout=gw.connect_timeout, load_timeout=gw.load_timeout
-        )
-        # Set once every local neuron has answered a poll (at once when there are none):
-        # until then requests that need a placement are held, not answered "unhealthy".
-        self.local_neurons_answered = asyncio.Event()
-        self._note_answered()
-        self.loader = ColdLoader(
-            self.fleet,
-            self.poller,
-            self.client,
-            self.current,
-            self.metrics,
-            started=self.local_neurons_answered,
-        )
-        self.started_at = time.time()
-        # Called with every new config set_config takes (e.g. serve's local neurons).
-        self.config_listeners: list[Callable[[Config], None]] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        # Per-request lookups that only a new config changes (see `set_config`).
-        self._limits = body_limits(config)
-        self._targets: dict[tuple[str, str], Target] = {}
-
-    def current(self) -> Config:
-        return self.config
-
-    def set_config(self, config: Config) -> None:
-        """A new desired state (reconcile daemon): poll the neurons it names from now on."""
-        self.config = config
-        self.config_error = None
-        # A saved keys.toml takes effect here; keys kept by name keep their live limits.
-        self.keyring = KeyRing.build(config, self.keyring, self.clock())
-        self._limits = body_limits(config)
-        self._targets.clear()
-        self.poller.set_entries(config.fleet.neurons)
-        for listener in self.config_listeners:
-            listener(config)
-
-    def body_limits(self) -> BodyLimits:
-        return self._limits
-
-    def neuron_entry(self, name: str) -> NeuronEntry | None:
-        return self.config.fleet.neuron(name)
-
-    def targets(self, locations: list[ModelLocation], path: str) -> list[Target]:
-        """Upstream URLs for `path` ("/chat/completions") on each location's neuron."""
-        out: list[Target] = []
-        for loc in locations:
-            target = self._targets.get((loc.neuron, path))
-            if target is None:
-                target = self._target(loc.neuron, path)
-                if target is None:
-                    continue
-            out.append(target)
-        return out
-
-    def _target(self, neuron: str, path: str) -> Target | None:
-        entry = self.neuron_entry(neuron)
-        if entry is None:
-            return None
-        # A helexa neuron serves OpenAI under /v1; a foreign endpoint already ends in it.
-        base = entry.endpoint.rstrip("/")
-        url = f"{base}{path}" if entry.kind == "openai" else f"{base}/v1{path}"
-        target = Target(neuron, url, self.client.tokens.headers(entry))
-        if entry.token_file is None:
-            # Kept until the next config; a token file is re-read (if changed) per request.
-            self._targets[(neuron, path)] = target
-        return target
-
-    async def start(self) -> None:
-        """Start polling, the usage log (and anything else added to `background`)."""
-        await self.start_usage_log()
-        await self.poller.poll_once()
-        self.background(self.poller.run(), "poller")
-
-    async def start_usage_log(self) -> None:
-        """Replay the last day of `[gateway] usage_log` into the usage window, then append."""
-        gw = self.config.fleet.gateway
-        if gw.usage_log is None:
-            return
-        usage_log = UsageLog(gw.usage_log, gw.usage_log_max_mb * MB, gw.usage_log_keep)
-        records = await asyncio.to_thread(
-            lambda: list(read_records(usage_log.path, gw.usage_log_keep))
-        )
-        self.usage.replay(records, time.time())
-        self.usage.listeners.append(usage_log.append)
-        self.background(usage_log.run(), "usage log")
-
-    def background(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
-        task.add_done_callback(_log_crash)
-        self._tasks.append(task)
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        await self.proxy.close()
-        await self.client.close()
-        await self.poller.close()
-
-    def health(self) -> dict[str, Any]:
-        total = len(self.fleet.neurons)
-        healthy = len(self.fleet.healthy_neurons())
-        status = "ok" if total and healthy == total else "degraded" if healthy else "down"
-        warning = open_access_warning(self.config.fleet.gateway) if self.keyring.empty else None
-        return {
-            "status": status,
-            "neurons": {"healthy": healthy, "total": total},
-            "warnings": [warning] if warning else [],
-        }
-
-    def _note_answered(self) -> None:
-        if self.local_neurons_answered.is_set():
-            return
-        local = [n for n in self.fleet.neurons.values() if n.local]
-        if all(n.healthy or not n.starting for n in local):
-            self.local_neurons_answered.set()
-
-    def _observe(self, _: NeuronState) -> None:
-        """After each poll: note first answers, rewrite the fleet gauges."""
-        self._note_answered()
-        neurons = [
-            NeuronSample(
-                n.name,
-                n.healthy,
-                tuple(
-                    (
-                        d.index,
-                        (d.memory_total_mb - d.memory_free_mb) * MB,
-                        d.memory_total_mb * MB,
-                    )
-                    for d in n.devices
-                ),
-            )
-            for n in self.fleet.neurons.values()
-        ]
-        models = [
-            ModelSample(loc.model_id, n.name, loc.servable, loc.in_flight)
-            for n in self.fleet.neurons.values()
-            for loc in n.models.values()
-        ]
-        self.metrics.observe_fleet(neurons, models)
+from helexa.gateway import openapi
+from helexa.gateway.core import Gateway
+from helexa.gateway.dispatch import openai_error
+from helexa.gateway.fastlane import GatewayApp
+from helexa.gateway.keys import KeyMiddleware
+from helexa.gateway.limits import gateway_body_limits
+from helexa.gateway.routes import admin as routes_admin
+from helexa.gateway.routes import anthropic as routes_anthropic
+from helexa.gateway.routes import openai as routes_openai
+from helexa.gateway.routes import responses as routes_responses
+from helexa.gateway.routes import ui as routes_ui
+from helexa.gateway.routes import usage as routes_usage
+from helexa.gateway.routes.anthropic import anthropic_error
+from helexa.gateway.ui_auth import UiSessionMiddleware
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     """starlette's 404/405 (no such path or method) as JSON in the caller's dialect:
     Anthropic for /v1/messages... or an `anthropic-version` header, else OpenAI."""
-    from helexa.gateway.dispatch import openai_error
-    from helexa.gateway.routes.anthropic import anthropic_error
-
     assert isinstance(exc, HTTPException)
     error = NoSuchRoute.of(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
     if request.url.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
@@ -246,22 +43,8 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return openai_error(error)
 
 
-def gateway_of(request: Request) -> Gateway:
-    """The gateway a starlette route runs in (set on `app.state` by build_app)."""
-    gw: Gateway = request.app.state.gateway
-    return gw
-
-
 def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     """The ASGI app; with `manage_lifecycle` its lifespan starts and stops `gateway`."""
-    from helexa.gateway import openapi
-    from helexa.gateway.routes import admin as routes_admin
-    from helexa.gateway.routes import anthropic as routes_anthropic
-    from helexa.gateway.routes import openai as routes_openai
-    from helexa.gateway.routes import responses as routes_responses
-    from helexa.gateway.routes import ui as routes_ui
-    from helexa.gateway.routes import usage as routes_usage
-    from helexa.gateway.ui_auth import UiSessionMiddleware
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -272,8 +55,6 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         finally:
             if manage_lifecycle:
                 await gateway.stop()
-
-    from helexa.gateway.fastlane import GatewayApp
 
     routes = (
         routes_openai.ROUTES
@@ -304,8 +85,3 @@ def build_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     # Outermost: turns the /ui sign-in cookie into the key the check above reads.
     app.add_middleware(UiSessionMiddleware, keys=lambda: gateway.config.fleet.gateway.api_keys)
     return app
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task %s crashed", task.get_name(), exc_info=task.exception())

@@ -14,9 +14,9 @@ from typing import Any
 
 from helexa.config.aliases import is_pattern
 from helexa.config.models import ModelsConfig, ModelSpec
-from helexa.gateway.placement import feasible
+from helexa.fleet.placement import feasible
+from helexa.fleet.state import FleetState, ModelLocation
 from helexa.gateway.router import resolve
-from helexa.gateway.state import FleetState, ModelLocation
 
 OWNER = "helexa"
 

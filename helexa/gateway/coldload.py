@@ -1,8 +1,9 @@
 """Routing steps 2-4 with I/O: serve, wait for a load, or place and cold-load.
 
 Concurrent requests for one model join one load (single-flight per model);
-evict+load on one neuron is serialized (one asyncio.Lock per neuron), so two
-models placed on the same neuron never both count the same free memory.
+evict+load on one neuron is serialized by the fleet's per-neuron action lock
+(shared with the reconciler), so two models placed on the same neuron never
+both count the same free memory.
 Every decision is logged as one grep-friendly line, recorded in FleetState
 and counted in metrics.
 """
@@ -18,15 +19,17 @@ from collections.abc import Callable, Mapping
 
 from helexa.config import Config, ModelSpec, NeuronEntry
 from helexa.errors import APIError, ModelNotFound, NoFeasibleNeuron, UpstreamTimeout
-from helexa.gateway import placement, router
-from helexa.gateway.decisions import log_decision
+from helexa.fleet import placement
+from helexa.fleet.decisions import log_decision
+from helexa.fleet.locks import NeuronActionLocks
+from helexa.fleet.neuron_client import NeuronClient
+from helexa.fleet.poller import FleetPoller
+from helexa.fleet.state import DecisionKind, FleetState, ModelLocation
+from helexa.fleet.weights import local_weights_bytes
+from helexa.gateway import router
 from helexa.gateway.metrics import GatewayMetrics
-from helexa.gateway.neuron_client import NeuronClient
-from helexa.gateway.poller import FleetPoller
-from helexa.gateway.state import DecisionKind, FleetState, ModelLocation
-from helexa.gateway.weights import local_weights_bytes
 
-log = logging.getLogger("helexa.gateway.decisions")
+log = logging.getLogger("helexa.fleet.decisions")
 
 __all__ = ["ColdLoader", "log_decision"]
 
@@ -44,6 +47,7 @@ class ColdLoader:
         client: NeuronClient,
         desired: Callable[[], Config],
         metrics: GatewayMetrics,
+        locks: NeuronActionLocks,
         started: asyncio.Event | None = None,
     ) -> None:
         self.fleet = fleet
@@ -52,12 +56,9 @@ class ColdLoader:
         self.client = client
         self.desired = desired
         self.metrics = metrics
+        self.locks = locks
         self._loads: dict[str, asyncio.Task[None]] = {}
-        self._neuron_locks: dict[str, asyncio.Lock] = {}
         self.loads_started = 0  # cold loads this gateway issued (tests, bench)
-
-    def neuron_lock(self, neuron: str) -> asyncio.Lock:
-        return self._neuron_locks.setdefault(neuron, asyncio.Lock())
 
     async def servable(self, model_id: str, within: float) -> list[ModelLocation]:
         """Candidates to send a request to, loading the model first if needed."""
@@ -102,7 +103,7 @@ class ColdLoader:
     async def unload(self, neuron: str, model_id: str, kind: DecisionKind, reason: str) -> None:
         """Unload under the neuron's lock (so it never races a load there)."""
         entry = self._entry(neuron)
-        async with self.neuron_lock(neuron):
+        async with self.locks(neuron):
             log_decision(self.fleet, kind, model_id, neuron, reason)
             self.metrics.evictions.labels(model_id, neuron, kind).inc()
             await self.client.unload(entry, model_id)
@@ -110,8 +111,8 @@ class ColdLoader:
 
     async def _place_and_load(self, spec: ModelSpec) -> None:
         for _ in range(MAX_PLACE_ATTEMPTS):
-            decision = self._place(spec)
-            async with self.neuron_lock(decision.neuron):
+            decision = await self._place_fresh(spec)
+            async with self.locks(decision.neuron):
                 # Re-read the neuron under its lock: an earlier load may have used the room.
                 await self.poller.poll_neuron(decision.neuron)
                 fresh = self._place(spec)
@@ -121,10 +122,20 @@ class ColdLoader:
                 return
         raise NoFeasibleNeuron(f"placement of {spec.id} kept changing; try again")
 
-    def _place(self, spec: ModelSpec) -> placement.PlacementDecision:
+    async def _place_fresh(self, spec: ModelSpec) -> placement.PlacementDecision:
+        """`_place`, after re-polling the busy neurons when only busy copies stood in the way:
+        a neuron counts a request in flight a moment after its last byte reached us, so a
+        poll in that moment says busy what is idle now."""
+        decision = self._placement(spec)
+        busy = [n.name for n in self.fleet.healthy_neurons() if n.managed and not n.is_idle()]
+        if isinstance(decision, placement.NoPlacement) and decision.retryable and busy:
+            await asyncio.gather(*(self.poller.poll_neuron(name) for name in busy))
+        return self._place(spec)
+
+    def _placement(self, spec: ModelSpec) -> placement.PlacementDecision | placement.NoPlacement:
         config = self.desired()
         specs: Mapping[str, ModelSpec] = {m.id: m for m in config.models.models}
-        decision = placement.place(
+        return placement.place(
             spec,
             self.fleet,
             specs,
@@ -132,6 +143,9 @@ class ColdLoader:
             now=time.time(),
             weights_bytes=local_weights_bytes(spec),
         )
+
+    def _place(self, spec: ModelSpec) -> placement.PlacementDecision:
+        decision = self._placement(spec)
         if isinstance(decision, placement.NoPlacement):
             log_decision(self.fleet, "no_placement", spec.id, None, decision.reason)
             self.metrics.cold_loads.labels(spec.id, "", "no_placement").inc()

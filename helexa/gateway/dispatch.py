@@ -20,10 +20,11 @@ from collections.abc import AsyncIterator
 from starlette.responses import JSONResponse, Response
 
 from helexa.errors import APIError
+from helexa.fleet.neuron_client import error_from_response
+from helexa.fleet.state import ModelLocation
 from helexa.gateway import router
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.gateway.metrics import RequestMeter
-from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import (
     Opened,
     ResponseStats,
@@ -31,7 +32,6 @@ from helexa.gateway.proxy import (
     keep_alive_while_loading,
 )
 from helexa.gateway.route_log import record_route
-from helexa.gateway.state import ModelLocation
 from helexa.sse import KEEP_ALIVE, SSEResponse
 
 
@@ -104,14 +104,14 @@ async def respond(
 
 async def _whole(gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str) -> Response:
     neuron = opened.target.neuron
-    loc = track_request(gw, model_id, neuron)
+    track_request(gw, model_id, neuron)
     try:
         body = await gw.proxy.read_all(opened, meter.stats)
     except APIError as exc:
         meter.finish(neuron, exc.status)
         return openai_error(exc)
     finally:
-        untrack_request(loc)
+        untrack_request(gw, model_id, neuron)
     status = opened.response.status
     meter.finish(neuron, status)
     content_type = opened.response.headers.get("Content-Type", "application/json")
@@ -122,7 +122,7 @@ async def _relay(
     gw: Gateway, opened: Opened, meter: RequestMeter, model_id: str, drop_usage_event: bool
 ) -> AsyncIterator[bytes]:
     neuron = opened.target.neuron
-    loc = track_request(gw, model_id, neuron)
+    track_request(gw, model_id, neuron)
     status: int | str = "client_closed"
     try:
         async for chunk in gw.proxy.relay(opened, meter.stats, drop_usage_event=drop_usage_event):
@@ -132,7 +132,7 @@ async def _relay(
         if status == "client_closed":
             status = 200
     finally:
-        untrack_request(loc)
+        untrack_request(gw, model_id, neuron)
         meter.finish(neuron, status)
 
 
@@ -174,27 +174,22 @@ async def _wait_then_relay(
             opening.cancel()  # the client left; a shared cold load carries on (shielded)
 
 
-def track_request(gw: Gateway, model_id: str, neuron: str) -> ModelLocation | None:
-    """Count the request on the location so least-busy sees it before the next poll."""
-    state = gw.fleet.neurons.get(neuron)
-    loc = state.models.get(model_id) if state else None
-    if loc is not None:
-        loc.in_flight += 1
-    return loc
+def track_request(gw: Gateway, model_id: str, neuron: str) -> None:
+    """Count the request in the fleet's ledger so routing sees it before the next poll."""
+    gw.fleet.in_flight.start(neuron, model_id)
 
 
-def untrack_request(loc: ModelLocation | None) -> None:
-    if loc is not None and loc.in_flight > 0:
-        loc.in_flight -= 1
+def untrack_request(gw: Gateway, model_id: str, neuron: str) -> None:
+    gw.fleet.in_flight.finish(neuron, model_id)
 
 
 async def read_tracked(gw: Gateway, opened: Opened, stats: ResponseStats, model_id: str) -> bytes:
     """A non-streamed body, counted in flight on its replica while it is read."""
-    loc = track_request(gw, model_id, opened.target.neuron)
+    track_request(gw, model_id, opened.target.neuron)
     try:
         return await gw.proxy.read_all(opened, stats)
     finally:
-        untrack_request(loc)
+        untrack_request(gw, model_id, opened.target.neuron)
 
 
 def _retry_after(opened: Opened) -> dict[str, str]:

@@ -37,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from helexa.asgi import send_whole
 from helexa.errors import APIError
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.gateway.keys import REFUSED, Ticket, authenticate, ticket_for
 from helexa.gateway.limits import render_error
 from helexa.gateway.proxy import UPSTREAM_PRIORITY

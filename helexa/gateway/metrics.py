@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client.exposition import generate_latest
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from helexa.gateway.keys import Ticket
 from helexa.gateway.proxy import ResponseStats
@@ -205,15 +206,28 @@ def prefix_cache_rows(
     ]
 
 
-def metrics_app(metrics: GatewayMetrics) -> web.Application:
-    """The :31314 server: just /metrics (aiohttp, so it needs no signal handling of its own)."""
+def metrics_app(metrics: GatewayMetrics) -> ASGIApp:
+    """The :31314 listener: prometheus_client's own ASGI app, on /metrics only.
 
-    async def handle(_: web.Request) -> web.Response:
-        body = metrics.render()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    Always the text format `render()` gives (an `Accept` asking for OpenMetrics is
+    not passed on: the exposition, and so the dashboards, stay one format), never
+    compressed. `helexa serve` runs it with uvicorn next to the gateway.
+    """
+    exposition = make_asgi_app(metrics.registry, disable_compression=True)
+    not_found = PlainTextResponse("Not Found", status_code=404)
 
-    app = web.Application()
-    app.router.add_get("/metrics", handle)
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http" or scope["path"] != "/metrics":
+            await not_found(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept"]
+        await exposition({**scope, "headers": headers}, receive, send)
+
     return app
 
 

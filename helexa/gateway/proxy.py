@@ -25,7 +25,7 @@ import aiohttp
 
 from helexa import fastjson
 from helexa.errors import APIError, Overloaded, UpstreamError, UpstreamTimeout
-from helexa.gateway.sessions import LazySession, SessionFactory
+from helexa.fleet.sessions import LazySession, SessionFactory
 from helexa.protocol.neuron import PRIORITY_HEADER
 from helexa.sse import KEEP_ALIVE
 

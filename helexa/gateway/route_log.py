@@ -2,7 +2,7 @@
 
 One choice per request among several replicas, so these lines are logged at
 debug level (`decision=route model=m neuron=n reason="..."`, the format of
-helexa.gateway.decisions) and the last ones are kept apart from the placement
+helexa.fleet.decisions) and the last ones are kept apart from the placement
 decisions, as `routes` in /admin/fleet.
 """
 
@@ -12,9 +12,9 @@ import json
 import logging
 import time
 
-from helexa.gateway.state import Decision, FleetState
+from helexa.fleet.state import Decision, FleetState
 
-log = logging.getLogger("helexa.gateway.decisions")
+log = logging.getLogger("helexa.fleet.decisions")
 
 
 def record_route(fleet: FleetState, model: str, neuron: str, reason: str) -> None:

@@ -6,7 +6,7 @@
    most likely is cached (helexa.gateway.affinity) within a load bound, else
    least busy first;
 3. else wait for a load in progress;
-4. else place it (helexa.gateway.placement) and cold-load.
+4. else place it (helexa.fleet.placement) and cold-load.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from helexa.config.models import ModelsConfig, ModelSpec
 from helexa.errors import ModelNotFound
+from helexa.fleet.state import FleetState, ModelLocation
 from helexa.gateway.affinity import AffinityKey, body_prefix_key, choose, first_string, session_key
-from helexa.gateway.state import FleetState, ModelLocation
 
 RouteAction = Literal["serve", "wait", "place"]
 
@@ -189,7 +189,7 @@ def choose_replica_explained(
         else:  # the key still shows which conversation went where
             why = "routing = least_busy" + (f"; {key.kind} key={key.digest[:8]}" if key else "")
         return ReplicaChoice(copies, f"least busy {copies[0].neuron} ({why})")
-    loads = {loc.neuron: loc.in_flight + loc.queued for loc in copies}
+    loads = {loc.neuron: loc.active + loc.queued for loc in copies}
     choice = choose(key, loads, policy.slack)
     first = next(loc for loc in copies if loc.neuron == choice.target)
     return ReplicaChoice([first, *(loc for loc in copies if loc is not first)], choice.reason)

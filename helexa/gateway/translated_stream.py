@@ -18,8 +18,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
+from helexa.fleet.neuron_client import error_from_response
 from helexa.gateway import router
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.gateway.dispatch import (
     open_upstream,
     pick_replicas,
@@ -27,9 +28,7 @@ from helexa.gateway.dispatch import (
     untrack_request,
 )
 from helexa.gateway.metrics import RequestMeter
-from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.proxy import Opened, keep_alive_while_loading
-from helexa.gateway.state import ModelLocation
 
 log = logging.getLogger("helexa.gateway.translated")
 
@@ -82,7 +81,7 @@ async def translated_stream(
     )
     neuron: str | None = None
     status: int | str = "client_closed"
-    loc: ModelLocation | None = None  # counted in flight while relayed (the load bound sees it)
+    tracked = False  # counted in flight while relayed (the load bound sees it)
     try:
         while not opening.done():
             done, _ = await asyncio.wait({opening}, timeout=gw.keep_alive_interval)
@@ -102,7 +101,8 @@ async def translated_stream(
             opened.response.release()
             yield render(translator.error(error_from_response(neuron, status, raw)))
             return
-        loc = track_request(gw, model_id, neuron)
+        track_request(gw, model_id, neuron)
+        tracked = True
         try:
             async for block in gw.proxy.relay(opened, meter.stats):
                 out = _translate_block(block, translator, dialect)
@@ -117,7 +117,8 @@ async def translated_stream(
             yield render(translator.error(exc))
         status = "stream_error" if translator.failed else 200
     finally:
-        untrack_request(loc)
+        if tracked and neuron is not None:
+            untrack_request(gw, model_id, neuron)
         if not opening.done():
             opening.cancel()
         meter.finish(neuron, status)

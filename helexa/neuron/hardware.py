@@ -249,9 +249,20 @@ def _cuda_problem(gpus: list[Device]) -> str | None:
     torch = sys.modules.get("torch")
     if torch is None or not gpus:
         return None
-    from helexa.neuron.engine.placement import cuda_problem
-
-    return cuda_problem(len(gpus))
+    # Read off the loaded torch module (importing engine.placement here would import the
+    # engine package, which imports this module).
+    count = len(gpus)
+    if not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            return f"NVML shows {count} GPU(s) but torch {torch.__version__} is built without CUDA"
+        return (
+            f"NVML shows {count} GPU(s) but torch cannot initialise CUDA "
+            f"{torch.version.cuda} (driver too old, or /dev/nvidia-uvm unavailable)"
+        )
+    seen = torch.cuda.device_count()
+    if seen != count:
+        return f"NVML shows {count} GPU(s) to CUDA, torch sees {seen}"
+    return None
 
 
 def _text(value: str | bytes) -> str:

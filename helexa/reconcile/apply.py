@@ -25,9 +25,9 @@ from typing import Protocol
 from helexa.config import ModelSpec, NeuronEntry
 from helexa.deploy.hostplan import HostAction
 from helexa.errors import ActionFailed, APIError
-from helexa.gateway import placement
-from helexa.gateway.decisions import log_decision
-from helexa.gateway.state import FleetState, NeuronState
+from helexa.fleet import placement
+from helexa.fleet.decisions import log_decision
+from helexa.fleet.state import FleetState, ObservedNeuron
 from helexa.protocol.neuron import LoadRequest, ModelInfo, ModelsList
 from helexa.reconcile.desired import DesiredState
 from helexa.reconcile.observed import PRESENT_STATES
@@ -63,7 +63,7 @@ class FleetRefresh(Protocol):
 
     fleet: FleetState
 
-    async def poll_neuron(self, name: str) -> NeuronState: ...
+    async def poll_neuron(self, name: str) -> ObservedNeuron: ...
 
 
 class HostControl(Protocol):
@@ -77,7 +77,15 @@ class HostControl(Protocol):
     ) -> list[ActionResult]: ...
 
 
-# The lock of one neuron, by name (the gateway's ColdLoader.neuron_lock fits).
+class NeuronRestarts(Protocol):
+    """Restarts the neurons this process supervises (`helexa serve`'s local neurons)."""
+
+    def can_restart(self, neuron: str) -> bool: ...
+
+    async def restart(self, neuron: str) -> None: ...
+
+
+# The action lock of one neuron, by name (helexa.fleet.locks.NeuronActionLocks fits).
 NeuronLocks = Callable[[str], asyncio.Lock]
 
 
@@ -98,8 +106,10 @@ class Applier:
         hosts: HostControl | None = None,
         restart_timeout_s: float = RESTART_TIMEOUT_S,
         neuron_locks: NeuronLocks | None = None,
+        restarts: NeuronRestarts | None = None,
     ) -> None:
         self.desired = desired
+        self.restarts = restarts
         self.hosts = hosts
         self.restart_timeout_s = restart_timeout_s
         # Shared with the gateway's cold loader (one evict/load at a time per neuron);
@@ -234,6 +244,9 @@ class Applier:
         neuron = await self.refresh.poll_neuron(action.neuron)
         if not neuron.healthy:
             raise ActionFailed(f"neuron {action.neuron} is unreachable: {neuron.last_error}")
+        if action.kind == "restart":
+            await self._restart(action, neuron)
+            return
         held = neuron.models.get(action.model)
         present = held is not None and held.state in PRESENT_STATES
         if action.kind == "unload":
@@ -254,11 +267,25 @@ class Applier:
         await self.refresh.poll_neuron(action.neuron)
         log_decision(
             self.refresh.fleet,
-            action.kind,
+            "keep_alive" if action.cause == "keep_alive" else action.kind,
             action.model,
             action.neuron,
             f"reconcile: {action.reason}",
         )
+
+    async def _restart(self, action: Action, neuron: ObservedNeuron) -> None:
+        """Defrag: restart an idle neuron this process supervises, then wait for it."""
+        if self.restarts is None or not self.restarts.can_restart(action.neuron):
+            raise ActionFailed(f"{action.neuron} is not supervised here: restart it by hand")
+        if not neuron.is_idle():
+            raise Skip(f"{action.neuron} is busy again; the next round looks again")
+        log_decision(
+            self.refresh.fleet, "defrag", "*", action.neuron, f"reconcile: {action.reason}"
+        )
+        await self.restarts.restart(action.neuron)
+        problem = await self._wait_healthy(action.neuron)
+        if problem:
+            raise ActionFailed(problem)
 
     def _spec(self, action: Action) -> ModelSpec:
         spec = self.desired.specs.get(action.model)
@@ -266,7 +293,7 @@ class Applier:
             raise ActionFailed(f"{action.model} is no longer in models.toml")
         return spec
 
-    def _check_fits(self, spec: ModelSpec, neuron: NeuronState) -> None:
+    def _check_fits(self, spec: ModelSpec, neuron: ObservedNeuron) -> None:
         need = placement.footprint(
             spec, self.refresh.fleet, self.desired.weights_bytes.get(spec.id)
         )

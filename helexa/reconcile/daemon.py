@@ -27,8 +27,16 @@ from typing import Any, Protocol
 from helexa.config import Config, load_config
 from helexa.deploy.hostplan import HostAction
 from helexa.errors import ConfigErrors
-from helexa.gateway.state import FleetState, NeuronState
-from helexa.reconcile.apply import Applier, FleetRefresh, NeuronControl, NeuronLocks, Progress
+from helexa.fleet import placement
+from helexa.fleet.state import FleetState, ObservedNeuron
+from helexa.reconcile.apply import (
+    Applier,
+    FleetRefresh,
+    NeuronControl,
+    NeuronLocks,
+    NeuronRestarts,
+    Progress,
+)
 from helexa.reconcile.backoff import Backoff
 from helexa.reconcile.conditions import Conditions
 from helexa.reconcile.desired import DesiredState, load_desired
@@ -43,7 +51,7 @@ from helexa.reconcile.hosts import (
 )
 from helexa.reconcile.lock import LockHeld, WriterLock, lock_path_for
 from helexa.reconcile.observed import observe
-from helexa.reconcile.plan import Action, Plan, Step
+from helexa.reconcile.plan import UPKEEP_CAUSES, Action, Plan, Step
 from helexa.reconcile.report import ApplyReport
 
 log = logging.getLogger("helexa.reconcile.daemon")
@@ -55,16 +63,18 @@ WATCH_STOP_S = 5.0  # the watcher checks its stop event every `step` (20 ms)
 class FleetPoll(FleetRefresh, Protocol):
     """The gateway's FleetPoller: one neuron now, a whole round, and per-poll listeners."""
 
-    listeners: list[Callable[[NeuronState], None]]
+    listeners: list[Callable[[ObservedNeuron], None]]
 
     async def poll_once(self) -> None: ...
 
 
 def auto_applicable(action: Step, auto_apply: str) -> bool:
-    """Whether the daemon may run `action` by itself: host actions (SSH) need "all"."""
+    """Whether the daemon may run `action` by itself: host actions (SSH) need "all";
+    upkeep (idle unloads, a local neuron's defrag restart) always runs, as keep_alive
+    and defrag_after_cycles ask, whatever auto_apply says."""
     if isinstance(action, HostAction):
         return auto_apply == "all"
-    return auto_apply in ("models", "all")
+    return auto_apply in ("models", "all") or action.cause in UPKEEP_CAUSES
 
 
 def backoff_key(action: Step) -> tuple[str, str, str]:
@@ -93,6 +103,7 @@ class ReconcileDaemon:
         clock: Callable[[], float] = time.time,
         neuron_locks: NeuronLocks | None = None,
         hosts: HostAccess | None = None,
+        restarts: NeuronRestarts | None = None,
     ) -> None:
         self.fleet_path = fleet_path.absolute()
         self.models_path = models_path.absolute()
@@ -111,7 +122,9 @@ class ReconcileDaemon:
         self.neuron_locks = neuron_locks  # shared with the gateway's cold loads
         # SSH access to managed hosts: their host actions are planned (applied with "all").
         self.hosts = hosts
-        # Restarts asked for by others (housekeeping's defrag): neuron -> why.
+        # The neurons this process can restart itself (defrag of `helexa serve`'s locals).
+        self.restarts = restarts
+        # Restarts asked for by name (an SSH-managed neuron's defrag): neuron -> why.
         self.requested_restarts: dict[str, str] = {}
         self.conditions = Conditions(clock)
         self.config_error: ConfigErrors | None = None
@@ -132,7 +145,7 @@ class ReconcileDaemon:
     def interval(self) -> float:
         return self.config.fleet.reconcile.interval if self.config else 30.0
 
-    def _on_poll(self, neuron: NeuronState) -> None:
+    def _on_poll(self, neuron: ObservedNeuron) -> None:
         came_up = neuron.healthy and not self._healthy.get(neuron.name, False)
         self._healthy[neuron.name] = neuron.healthy
         if came_up and neuron.managed:
@@ -199,16 +212,38 @@ class ReconcileDaemon:
 
     async def _plan(self, desired: DesiredState) -> Plan:
         observed = observe(self.fleet)
+        restartable = [n for n in self.fleet.neurons if self._can_restart(n)]
         managed = [e for e in desired.neurons.values() if e.managed]
         if self.hosts is None or not managed:
-            return diff(desired, observed, now=self.clock())
+            return diff(desired, observed, now=self.clock(), restartable=restartable)
+        # An SSH-managed neuron due a defrag is restarted by its host's plan.
+        by_host = self._defrag_by_host(desired, restartable)
         hosts = with_requested_restarts(
-            await observe_hosts(managed, self.hosts), self.requested_restarts
+            await observe_hosts(managed, self.hosts), {**self.requested_restarts, **by_host}
         )
         # Against the fleet as it will be after the restarts only when they will happen.
         applies_hosts = desired.reconcile.auto_apply == "all"
         basis = after_restarts(observed, hosts) if applies_hosts else observed
-        return with_hosts(diff(desired, basis, now=self.clock()), observed, hosts)
+        plan = diff(
+            desired,
+            basis,
+            now=self.clock(),
+            restartable=restartable,
+            restarted_by_host=by_host.keys(),
+        )
+        return with_hosts(plan, observed, hosts)
+
+    def _can_restart(self, neuron: str) -> bool:
+        return self.restarts is not None and self.restarts.can_restart(neuron)
+
+    def _defrag_by_host(self, desired: DesiredState, restartable: list[str]) -> dict[str, str]:
+        threshold = desired.defrag_after_cycles
+        ssh = {name for name, entry in desired.neurons.items() if entry.ssh}
+        return {
+            name: "defrag: " + placement.defrag_reason(self.fleet.neurons[name], threshold)
+            for name in placement.defrag_due(self.fleet, threshold)
+            if name in ssh and name not in restartable
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The daemon's state for /admin/fleet."""
@@ -316,6 +351,7 @@ class ReconcileDaemon:
                         progress=self.progress,
                         neuron_locks=self.neuron_locks,
                         hosts=HostRunner(self.hosts, desired.neurons) if self.hosts else None,
+                        restarts=self.restarts,
                     )
                     report = await applier.apply(
                         replace(

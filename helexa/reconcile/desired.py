@@ -6,13 +6,14 @@ use without a measurement (the size of a local model's safetensors files).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from helexa.config import Config, ModelSpec, NeuronEntry, config_fingerprint
 from helexa.config.fleet import ReconcileConfig
-from helexa.gateway.placement import Strategy
-from helexa.gateway.weights import weights_by_id
+from helexa.fleet.placement import Strategy
+from helexa.fleet.weights import weights_by_id
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class DesiredState:
     strategy: Strategy = "lru"
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     weights_bytes: Mapping[str, int] = field(default_factory=dict)  # model id -> safetensors
+    # [eviction]: idle unpinned models go after keep_alive (a model's own overrides it);
+    # an idle neuron is restarted after defrag_after_cycles load/unload cycles (0 = never).
+    keep_alive: float = math.inf
+    defrag_after_cycles: int = 0
 
     @property
     def pinned(self) -> list[ModelSpec]:
@@ -42,6 +47,8 @@ def desired_from_config(
         strategy=config.fleet.eviction.strategy,
         reconcile=config.fleet.reconcile,
         weights_bytes=dict(weights_bytes or {}),
+        keep_alive=config.fleet.eviction.keep_alive,
+        defrag_after_cycles=config.fleet.eviction.defrag_after_cycles,
     )
 
 

@@ -5,25 +5,31 @@ steps see the memory earlier ones free or take (a load that needs an eviction
 comes after that unload and depends on it).  Order:
 
 1. unload copies of models no longer in models.toml (frees memory first);
-2. reload copies whose dtype, path or revision changed (only what the neuron
+2. unload unpinned copies idle for longer than their keep_alive;
+3. reload copies whose dtype, path or revision changed (only what the neuron
    reports can be compared: dtype "auto" matches whatever the neuron chose);
-3. unload copies of pinned models beyond `replicas` (idle, least recently used first);
-4. load missing replicas of pinned models, most important first, placed by the
-   gateway's placement.place (existing copies are kept where they are).
+4. unload copies of pinned models beyond `replicas` (idle, least recently used first);
+5. load missing replicas of pinned models, most important first, placed by
+   fleet.placement.place (existing copies are kept where they are);
+6. restart idle neurons past `defrag_after_cycles` load/unload cycles, where the
+   caller can (`restartable`: the local neurons `helexa serve` supervises; an
+   SSH-managed one is restarted by a host action); others get a warning.
 
-Unpinned models are the gateway's business (cold loads, keep_alive): the plan only
-reloads them when their dtype, path or revision changed and unloads them when they left models.toml.
+Unpinned models are loaded by the gateway's cold loader: the plan only unloads them
+(idle, or gone from models.toml) and reloads them when their dtype, path or revision
+changed.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from helexa.config import ModelSpec
-from helexa.gateway import placement
-from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+from helexa.fleet import placement
+from helexa.fleet.state import FleetState, ModelLocation, ObservedNeuron
 from helexa.reconcile.desired import DesiredState
 from helexa.reconcile.observed import PRESENT_STATES, ObservedState, copy_neuron, snapshot
 from helexa.reconcile.plan import Action, ActionKind, Cause, Plan, PlanError
@@ -68,18 +74,30 @@ class _Steps:
         return action
 
 
-def diff(desired: DesiredState, observed: ObservedState, *, now: float = 0.0) -> Plan:
-    """The actions that make the observed fleet match the desired state, in order."""
+def diff(
+    desired: DesiredState,
+    observed: ObservedState,
+    *,
+    now: float = 0.0,
+    restartable: Collection[str] = (),
+    restarted_by_host: Collection[str] = (),
+) -> Plan:
+    """The actions that make the observed fleet match the desired state, in order.
+
+    `restartable`: neurons the caller can restart itself (a `restart` action when a
+    defrag is due); `restarted_by_host`: neurons whose defrag the host plan carries."""
     sim = snapshot(observed.fleet)
     steps = _Steps()
     _unload_removed(desired, sim, steps)
+    _unload_idle(desired, sim, steps, now)
     _reload_changed(desired, sim, steps)
     _unload_excess(desired, sim, steps)
     _load_missing(desired, sim, steps, now)
+    defrag_warnings = _defrag(desired, observed.fleet, steps, restartable, restarted_by_host)
     warnings = tuple(
         f"neuron {name} is unreachable ({why}): what it holds is unknown"
         for name, why in observed.unreachable.items()
-    )
+    ) + tuple(defrag_warnings)
     return Plan(
         generation=desired.generation,
         observed=observed.fingerprint(),
@@ -113,7 +131,7 @@ def present_copies(fleet: FleetState, model_id: str) -> list[ModelLocation]:
     ]
 
 
-def _managed(fleet: FleetState) -> list[NeuronState]:
+def _managed(fleet: FleetState) -> list[ObservedNeuron]:
     return sorted((n for n in fleet.neurons.values() if n.managed), key=lambda n: n.name)
 
 
@@ -142,6 +160,37 @@ def _unload_removed(desired: DesiredState, sim: FleetState, steps: _Steps) -> No
                 before=_held(loc),
             )
             simulate_unload(sim, neuron.name, loc.model_id)
+
+
+def _unload_idle(desired: DesiredState, sim: FleetState, steps: _Steps, now: float) -> None:
+    """Unpinned copies idle past their keep_alive (a model's own, else [eviction]'s)."""
+    for due in placement.idle_unloads(sim, desired.specs, desired.keep_alive, now):
+        loc = sim.neurons[due.neuron].models[due.model_id]
+        steps.add("unload", due.neuron, due.model_id, "keep_alive", due.reason, before=_held(loc))
+        simulate_unload(sim, due.neuron, due.model_id)
+
+
+def _defrag(
+    desired: DesiredState,
+    fleet: FleetState,
+    steps: _Steps,
+    restartable: Collection[str],
+    restarted_by_host: Collection[str],
+) -> list[str]:
+    """Restart actions for idle neurons due a defrag that this plan leaves alone otherwise
+    (judged on the fleet as observed: a neuron the plan changes is not idle)."""
+    warnings: list[str] = []
+    threshold = desired.defrag_after_cycles
+    acted_on = {a.neuron for a in steps.actions}
+    for name in placement.defrag_due(fleet, threshold):
+        if name in acted_on or name in restarted_by_host:
+            continue
+        reason = placement.defrag_reason(fleet.neurons[name], threshold)
+        if name in restartable:
+            steps.add("restart", name, "*", "defrag", reason)
+        else:
+            warnings.append(f"neuron {name}: {reason}; restart it to defragment (not local)")
+    return warnings
 
 
 def _reload_changed(desired: DesiredState, sim: FleetState, steps: _Steps) -> None:

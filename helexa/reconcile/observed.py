@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+from helexa.fleet.state import FleetState, ModelLocation, ObservedNeuron
 
 # States in which a copy counts as present: a load in progress will finish.
 PRESENT_STATES = ("loading", "loaded")
@@ -62,17 +62,26 @@ def snapshot(fleet: FleetState) -> FleetState:
     return copy
 
 
-def copy_neuron(neuron: NeuronState) -> NeuronState:
+def copy_neuron(neuron: ObservedNeuron) -> ObservedNeuron:
     return replace(
         neuron,
         devices=[replace(d) for d in neuron.devices],
         models={k: copy_location(v) for k, v in neuron.models.items()},
         static_models=list(neuron.static_models),
+        ledger=None,
     )
 
 
 def copy_location(loc: ModelLocation) -> ModelLocation:
-    return replace(loc, devices=list(loc.devices), capabilities=list(loc.capabilities))
+    """A frozen copy: the live in-flight count as of now, no ledger to change it later."""
+    return replace(
+        loc,
+        devices=list(loc.devices),
+        capabilities=list(loc.capabilities),
+        in_flight=loc.active,
+        ledger=None,
+        own_at_poll=0,
+    )
 
 
 def _presence(loc: ModelLocation) -> str:

@@ -15,9 +15,9 @@ from types import TracebackType
 import aiohttp
 
 from helexa.config import Config
-from helexa.gateway.neuron_client import NeuronClient
-from helexa.gateway.poller import FleetPoller, PollSettings
-from helexa.gateway.state import FleetState
+from helexa.fleet.neuron_client import NeuronClient
+from helexa.fleet.poller import FleetPoller, PollSettings
+from helexa.fleet.state import FleetState
 from helexa.reconcile.desired import DesiredState, load_desired
 from helexa.reconcile.diff import diff
 from helexa.reconcile.hosts import (

@@ -17,11 +17,14 @@ from helexa.errors import PlanFileError
 
 PLAN_FORMAT = 1
 
-ActionKind = Literal["load", "unload", "reload"]
+# "restart": a whole neuron (model "*"), restarted by whoever supervises it (defrag).
+ActionKind = Literal["load", "unload", "reload", "restart"]
 # Which rule produced an action: what auto_apply and the reason line are keyed on.
-Cause = Literal["pinned", "changed", "removed", "excess", "evict"]
+# keep_alive (idle unloads) and defrag are the fleet's upkeep, not models.toml changes.
+Cause = Literal["pinned", "changed", "removed", "excess", "evict", "keep_alive", "defrag"]
+UPKEEP_CAUSES: frozenset[Cause] = frozenset({"keep_alive", "defrag"})
 
-SYMBOLS: Mapping[ActionKind, str] = {"load": "+", "unload": "-", "reload": "~"}
+SYMBOLS: Mapping[ActionKind, str] = {"load": "+", "unload": "-", "reload": "~", "restart": "↻"}
 LEGEND = "+ load/create   - unload/remove   ~ change   ↻ restart"
 # Unloads of models the operator no longer asks for: logged as destructive, and
 # only applied by the daemon when auto_apply allows it.
@@ -140,6 +143,7 @@ class Plan:
             "load": sum(a.kind == "load" for a in self.actions),
             "unload": sum(a.kind == "unload" for a in self.actions),
             "change": sum(a.kind == "reload" for a in self.actions),
+            "restart": sum(a.kind == "restart" for a in self.actions),
             "host": len(self.host_actions),
             "errors": len(self.errors),
         }

@@ -19,6 +19,8 @@ def summary_line(plan: Plan) -> str:
         f"Plan: {counts['load']} to load, {counts['unload']} to unload, "
         f"{counts['change']} to change"
     )
+    if counts["restart"]:
+        line += f", {_count(counts['restart'], 'neuron')} to restart"
     if plan.host_actions:
         hosts = len({a.neuron for a in plan.host_actions})
         line += f", {_count(counts['host'], 'host action')} on {_count(hosts, 'host')}"
@@ -37,9 +39,11 @@ def action_line(action: Step) -> str:
     """`+ load helexa/tiny on a`, with what changes and what it waits for."""
     if isinstance(action, HostAction):
         return host_action_line(action)
-    verb = {"load": "load", "unload": "unload", "reload": "reload"}[action.kind]
-    where = "from" if action.kind == "unload" else "on"
-    line = f"{action.symbol} {verb} {action.model} {where} {action.neuron}"
+    if action.kind == "restart":
+        line = f"{action.symbol} restart neuron {action.neuron}"
+    else:
+        where = "from" if action.kind == "unload" else "on"
+        line = f"{action.symbol} {action.kind} {action.model} {where} {action.neuron}"
     if action.destructive:
         line += " (destructive)"
     if action.depends_on:

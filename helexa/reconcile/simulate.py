@@ -8,8 +8,8 @@ gives a location's memory back on the devices it reported.
 from __future__ import annotations
 
 from helexa.config import ModelSpec
-from helexa.gateway.placement import eligible_devices
-from helexa.gateway.state import FleetState, ModelLocation
+from helexa.fleet.placement import eligible_devices
+from helexa.fleet.state import FleetState, ModelLocation
 
 
 def simulate_unload(fleet: FleetState, neuron_name: str, model_id: str) -> ModelLocation | None:

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from helexa.gateway.reconcile_hook import start_reconcile
+from helexa.serve.reconcile import start_reconcile
 from helexa.testing.neuron_proc import InProcessNeuron, eventually, free_port
 from tests.gateway.harness import RunningGateway, neuron_config, run_gateway, write_configs
 

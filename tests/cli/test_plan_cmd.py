@@ -60,7 +60,9 @@ async def test_json_and_out_save_the_same_plan(
         captured = capsys.readouterr()
         printed = json.loads(captured.out)
         assert printed == json.loads(saved.read_text())
-        assert printed["summary"] == {"load": 1, "unload": 0, "change": 0, "host": 0, "errors": 0}
+        assert printed["summary"] == {
+            "load": 1, "unload": 0, "change": 0, "restart": 0, "host": 0, "errors": 0,
+        }  # fmt: skip
         assert [(a["kind"], a["neuron"], a["model"]) for a in printed["actions"]] == [
             ("load", "a", "tiny/one")
         ]

@@ -13,8 +13,8 @@ import pytest
 from helexa.cli import build_parser
 from helexa.cli.plan_cmd import host_access
 from helexa.cli.serve_cmd import JsonFormatter, decision_fields
-from helexa.gateway.decisions import log_decision
-from helexa.gateway.state import FleetState
+from helexa.fleet.decisions import log_decision
+from helexa.fleet.state import FleetState
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def json_log() -> Iterator[io.StringIO]:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("helexa.gateway.decisions")
+    logger = logging.getLogger("helexa.fleet.decisions")
     logger.addHandler(handler)
     previous = logger.level
     logger.setLevel(logging.INFO)
@@ -35,7 +35,7 @@ def json_log() -> Iterator[io.StringIO]:
 def test_decision_line_becomes_structured_json(json_log: io.StringIO) -> None:
     log_decision(FleetState(), "evict", "m/a", "beast", "make room for m/b (needs 9.0 GB)")
     entry = json.loads(json_log.getvalue())
-    assert entry["level"] == "info" and entry["logger"] == "helexa.gateway.decisions"
+    assert entry["level"] == "info" and entry["logger"] == "helexa.fleet.decisions"
     assert entry["msg"].startswith("decision=evict model=m/a neuron=beast")
     assert entry["decision"] == {
         "decision": "evict",
@@ -46,7 +46,7 @@ def test_decision_line_becomes_structured_json(json_log: io.StringIO) -> None:
 
 
 def test_extras_and_plain_lines(json_log: io.StringIO) -> None:
-    logging.getLogger("helexa.gateway.decisions").info("hello %s", "there", extra={"n": 3})
+    logging.getLogger("helexa.fleet.decisions").info("hello %s", "there", extra={"n": 3})
     entry = json.loads(json_log.getvalue())
     assert entry["msg"] == "hello there" and entry["n"] == 3 and "decision" not in entry
 

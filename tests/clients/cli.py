@@ -12,8 +12,9 @@ from pathlib import Path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helexa.config import Config
-from helexa.gateway.app import Gateway, build_app
-from helexa.gateway.poller import PollSettings
+from helexa.fleet.poller import PollSettings
+from helexa.gateway.app import build_app
+from helexa.gateway.core import Gateway
 from helexa.testing.neuron_proc import serve_in_process
 
 CLI_TIMEOUT_S = 60.0

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from helexa.gateway.metrics import metrics_app
-from helexa.testing.neuron_proc import InProcessNeuron
+from helexa.testing.neuron_proc import InProcessNeuron, serve_in_process
 from tests.gateway.harness import neuron_config, run_gateway, write_configs
 from tests.gateway.scripted_upstream import ScriptedUpstream
 
@@ -131,16 +130,8 @@ async def gateway_metrics_after_traffic(tmp_path: Path, upstream: ScriptedUpstre
 
 async def scrape_gateway(metrics: Any) -> str:
     """The gateway's metrics server (as `helexa serve` runs it) on an ephemeral port."""
-    runner = web.AppRunner(metrics_app(metrics), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    finally:
-        await runner.cleanup()
+    async with serve_in_process(metrics_app(metrics)) as base, httpx.AsyncClient() as client:
+        return (await client.get(f"{base}/metrics")).text
 
 
 def test_exists_rejects_unknown_names() -> None:

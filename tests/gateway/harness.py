@@ -14,9 +14,10 @@ import httpx
 import openai
 
 from helexa.config import Config, load_config
-from helexa.gateway.app import Gateway, build_app
+from helexa.fleet.poller import PollSettings
+from helexa.gateway.app import build_app
+from helexa.gateway.core import Gateway
 from helexa.gateway.limits import gateway_protocol
-from helexa.gateway.poller import PollSettings
 from helexa.neuron.config import NeuronConfig
 from helexa.testing.neuron_proc import serve_in_process
 

@@ -141,7 +141,7 @@ async def test_streaming_cold_load_sends_keep_alives_while_waiting(
         "stream": True,
     }
     # Holding the neuron's evict+load lock keeps the cold load waiting as long as we like.
-    lock = served.gateway.loader.neuron_lock("a")
+    lock = served.gateway.action_locks("a")
     await lock.acquire()
     async with served.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
         assert r.status_code == 200
@@ -225,7 +225,8 @@ async def test_api_keys(tmp_path: Path, tiny_model_dir: Path, neuron_a: InProces
 async def test_unknown_paths_and_methods_answer_json_in_the_dialect(tmp_path: Path) -> None:
     import httpx
 
-    from helexa.gateway.app import Gateway, build_app
+    from helexa.gateway.app import build_app
+    from helexa.gateway.core import Gateway
 
     config = write_configs(
         tmp_path, '[[neurons]]\nname = "a"\nendpoint = "http://127.0.0.1:9"\n', ""

@@ -171,7 +171,7 @@ async def test_a_replica_over_the_load_bound_sheds_to_the_other(
         await stream.close()
     # Shed load drains: the conversation goes home again.
     fleet = two_replicas.gateway.fleet
-    await eventually(lambda: fleet.neurons[target].models[TINY].in_flight == 0, within_s=30)
+    await eventually(lambda: fleet.neurons[target].models[TINY].active == 0, within_s=30)
     await asyncio.sleep(0)
     await client.chat.completions.create(model=TINY, messages=conversation, max_tokens=2)
     assert last_route(two_replicas)[0] == target

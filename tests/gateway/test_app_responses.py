@@ -11,8 +11,8 @@ from typing import Any
 import openai
 import pytest
 
+from helexa.fleet.state import FleetState
 from helexa.gateway import router
-from helexa.gateway.state import FleetState
 from helexa.testing.neuron_proc import InProcessNeuron
 from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 from tests.gateway.scripted_upstream import ScriptedUpstream

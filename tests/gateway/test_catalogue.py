@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from helexa.config.models import ModelsConfig
+from helexa.fleet.state import DeviceSnapshot, FleetState
 from helexa.gateway.catalogue import build_catalogue, catalogue_json, lookup
-from helexa.gateway.state import DeviceSnapshot, FleetState
 from helexa.protocol.neuron import ModelsList
 
 CREATED = 1_700_000_000

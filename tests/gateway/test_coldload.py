@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helexa.errors import ModelNotFound, NoFeasibleNeuron
-from helexa.gateway.app import Gateway
-from helexa.gateway.poller import PollSettings
+from helexa.fleet.poller import PollSettings
+from helexa.gateway.core import Gateway
 from helexa.testing.neuron_proc import InProcessNeuron
 from tests.gateway.harness import write_configs
 
@@ -55,7 +55,7 @@ async def test_a_caller_giving_up_does_not_cancel_the_shared_load(
 async def test_loads_on_one_neuron_are_serialized(
     gateway: Gateway, neuron_a: InProcessNeuron
 ) -> None:
-    lock = gateway.loader.neuron_lock("a")
+    lock = gateway.action_locks("a")
     await lock.acquire()
     pending = asyncio.create_task(gateway.loader.servable("m/x", 60))
     await asyncio.sleep(0.3)  # would be long enough to start a load (nothing to await)

@@ -11,7 +11,8 @@ import pytest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from helexa.gateway.app import Gateway, build_app
+from helexa.gateway.app import build_app
+from helexa.gateway.core import Gateway
 from helexa.gateway.fastlane import GatewayApp, HotHandler
 from helexa.gateway.keys import KeyMiddleware, Ticket
 from helexa.gateway.transport import CoalescingHttpToolsProtocol

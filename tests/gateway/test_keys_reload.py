@@ -12,8 +12,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from helexa.config.keys import hash_key
 from helexa.config.keys_edit import add_key, revoke_key
-from helexa.gateway.reconcile_hook import start_reconcile
 from helexa.reconcile.daemon import ReconcileDaemon
+from helexa.serve.reconcile import start_reconcile
 from helexa.testing.neuron_proc import InProcessNeuron
 from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 

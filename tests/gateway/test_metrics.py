@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from helexa.gateway.metrics import GatewayMetrics, ModelSample, NeuronSample, metrics_app
+from helexa.testing.neuron_proc import serve_in_process
 from tests.gateway.harness import RunningGateway, run_gateway, write_configs
 from tests.gateway.scripted_upstream import ScriptedUpstream
 
@@ -121,12 +121,8 @@ async def test_promtool_clean_and_counters_move_after_traffic(
     openai_fleet: RunningGateway,
 ) -> None:
     gw = openai_fleet.gateway
-    runner = web.AppRunner(metrics_app(gw.metrics))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
-    try:
+    async with serve_in_process(metrics_app(gw.metrics)) as base:
+        url = f"{base}/metrics"
         client = openai_fleet.openai()
         stream = await client.chat.completions.create(
             model="vendor/big", messages=[{"role": "user", "content": "hi"}], stream=True
@@ -135,8 +131,6 @@ async def test_promtool_clean_and_counters_move_after_traffic(
         await client.completions.create(model="vendor/big", prompt="x")
         async with httpx.AsyncClient() as http:
             text = (await http.get(url)).text
-    finally:
-        await runner.cleanup()
     promtool_check(text)
     values = samples(text)
     assert total(text, "cortex_time_to_first_token_seconds_count") == 1
@@ -147,3 +141,23 @@ async def test_promtool_clean_and_counters_move_after_traffic(
     )
     assert values[("cortex_requests_total", ok)] == 2
     assert values[("cortex_neuron_up", frozenset({("neuron", "big")}))] == 1
+
+
+async def test_the_listener_serves_one_text_exposition_on_metrics_only() -> None:
+    metrics = GatewayMetrics()
+    metrics.requests.labels("m", "a", "openai", "200").inc()
+    async with serve_in_process(metrics_app(metrics)) as base, httpx.AsyncClient() as http:
+        plain = await http.get(f"{base}/metrics")
+        # What Prometheus asks for: still the text format (one exposition for dashboards).
+        negotiated = await http.get(
+            f"{base}/metrics",
+            headers={
+                "Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+                "Accept-Encoding": "gzip",
+            },
+        )
+        elsewhere = await http.get(f"{base}/")
+    assert plain.status_code == 200 and plain.content == metrics.render()
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert negotiated.content == plain.content and "content-encoding" not in negotiated.headers
+    assert elsewhere.status_code == 404

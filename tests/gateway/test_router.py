@@ -9,6 +9,7 @@ import pytest
 
 from helexa.config.models import ModelsConfig
 from helexa.errors import ModelNotFound
+from helexa.fleet.state import FleetState
 from helexa.gateway.affinity import chat_prefix_key, completion_prefix_key, ring_order
 from helexa.gateway.router import (
     RoutingHint,
@@ -22,7 +23,6 @@ from helexa.gateway.router import (
     resolve_or_raise,
     route,
 )
-from helexa.gateway.state import FleetState
 from helexa.protocol.neuron import ModelsList
 
 MODELS = ModelsConfig.model_validate(

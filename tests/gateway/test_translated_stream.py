@@ -34,8 +34,8 @@ async def test_a_translated_stream_counts_in_flight_until_it_ends(
             async for event in stream:
                 if event.type == "content_block_delta":
                     break  # the first piece is out: the relay runs
-            assert location.in_flight == 1
-        await eventually(lambda: location.in_flight == 0)
+            assert location.active == 1
+        await eventually(lambda: location.active == 0)
 
 
 @pytest.mark.parametrize("dialect", ["anthropic", "responses"])
@@ -58,8 +58,8 @@ async def test_a_translated_whole_answer_counts_in_flight_while_it_is_read(
             request = gw.openai().responses.create(model=MODEL, input="hi")  # type: ignore[assignment]
         answer = asyncio.create_task(request)
         # The upstream sent its headers and holds the body: the gateway is reading it.
-        await eventually(lambda: location.in_flight == 1)
+        await eventually(lambda: location.active == 1)
         assert not answer.done()
         scripted_upstream.release()
         await answer
-        assert location.in_flight == 0
+        assert location.active == 0

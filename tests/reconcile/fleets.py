@@ -6,7 +6,7 @@ from typing import Any
 
 from helexa.config import ModelSpec
 from helexa.config.fleet import ReconcileConfig
-from helexa.gateway.state import DeviceSnapshot, FleetState, ModelLocation
+from helexa.fleet.state import DeviceSnapshot, FleetState, ModelLocation
 from helexa.reconcile.desired import DesiredState
 from helexa.reconcile.observed import ObservedState
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from helexa.config import load_config
-from helexa.gateway.neuron_client import NeuronClient
-from helexa.gateway.poller import FleetPoller, PollSettings
-from helexa.gateway.state import FleetState
+from helexa.fleet.neuron_client import NeuronClient
+from helexa.fleet.poller import FleetPoller, PollSettings
+from helexa.fleet.state import FleetState
 from helexa.reconcile.backoff import Backoff
 from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.reconcile.lock import WriterLock, lock_path_for

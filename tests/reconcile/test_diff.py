@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helexa.gateway.state import FleetState
+from helexa.fleet.state import FleetState
 from helexa.reconcile.diff import diff
 from helexa.reconcile.plan import Plan
 from tests.reconcile.fleets import desired, fleet, hold, observed, spec
@@ -175,3 +175,33 @@ def test_foreign_neurons_are_never_touched() -> None:
     plan = diff(desired(spec("m", pin=True)), observed(state))
     assert plan.actions == ()
     assert [e.model for e in plan.errors] == ["m"]
+
+
+def test_idle_unpinned_copies_past_keep_alive_are_unloaded_first() -> None:
+    state = hold(fleet(a=1000), "a", "casual", 300, last_used_at=100.0)
+    hold(state, "a", "busy", 300, last_used_at=100.0, in_flight=1)
+    hold(state, "a", "pinned", 300, last_used_at=100.0)
+    specs = (spec("casual"), spec("busy"), spec("pinned", pin=True))
+    plan = diff(desired(*specs, keep_alive=600.0), observed(state), now=701.0)
+    assert steps(plan) == [("unload", "a", "casual", "keep_alive")]
+    assert plan.actions[0].reason == "idle 10m1s on a >= keep_alive 10m"
+    assert diff(desired(*specs, keep_alive=600.0), observed(state), now=699.0).actions == ()
+
+
+def test_a_defrag_restarts_what_the_caller_can_restart_and_warns_about_the_rest() -> None:
+    state = fleet(a=1000, b=1000, c=1000)
+    for neuron in state.neurons.values():
+        neuron.cycles = 5
+    hold(state, "c", "m", 1, in_flight=1)  # busy: not due
+    wanted = desired(spec("m"), defrag_after_cycles=5)
+    plan = diff(wanted, observed(state), restartable=["a", "c"])
+    assert steps(plan) == [("restart", "a", "*", "defrag")]
+    assert plan.actions[0].reason == "5 load/unload cycles >= defrag_after_cycles 5, idle"
+    assert plan.warnings == (
+        "neuron b: 5 load/unload cycles >= defrag_after_cycles 5, idle; "
+        "restart it to defragment (not local)",
+    )
+    by_host = diff(wanted, observed(state), restartable=["a"], restarted_by_host=["b"])
+    assert steps(by_host) == [("restart", "a", "*", "defrag")] and by_host.warnings == ()
+    off = desired(spec("m"), defrag_after_cycles=0)
+    assert diff(off, observed(state), restartable=["a"]).actions == ()

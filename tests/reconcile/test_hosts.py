@@ -21,9 +21,9 @@ from helexa.deploy.facts import HostFacts, OsRelease
 from helexa.deploy.hostplan import HostAction, desired_host
 from helexa.deploy.hostsync import HostPlan
 from helexa.deploy.layout import HostLayout
-from helexa.gateway.neuron_client import NeuronClient
-from helexa.gateway.poller import FleetPoller, PollSettings
-from helexa.gateway.state import FleetState
+from helexa.fleet.neuron_client import NeuronClient
+from helexa.fleet.poller import FleetPoller, PollSettings
+from helexa.fleet.state import FleetState
 from helexa.reconcile.daemon import ReconcileDaemon
 from helexa.reconcile.diff import diff
 from helexa.reconcile.hosts import (
@@ -337,7 +337,7 @@ def test_the_daemon_applies_host_actions_with_all_and_only_plans_them_with_model
         assert str(rotated) in Path(layout.neuron_toml).read_text()
         assert asyncio.run(wait_healthy(endpoint, "n3w", 30))["devices"]
 
-        # A restart asked for by name (housekeeping's defrag): planned with "models" ...
+        # A restart asked for by name (an SSH-managed neuron's defrag): planned with "models" ...
         set_auto_apply(files.fleet, "models")
         asked = {"loopy": "defrag: 3 load/unload cycles >= defrag_after_cycles 3, idle"}
         plan = asyncio.run(daemon_round(files, access, asked))

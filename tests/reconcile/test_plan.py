@@ -16,11 +16,14 @@ def test_counts_and_symbols() -> None:
             Action("a1", "unload", "a", "x", "removed", "r"),
             Action("a2", "reload", "a", "y", "changed", "r"),
             Action("a3", "load", "a", "z", "pinned", "r", depends_on=("a1",)),
+            Action("a4", "restart", "a", "*", "defrag", "r"),
         ),
     )
-    assert plan.counts() == {"load": 1, "unload": 1, "change": 1, "host": 0, "errors": 0}
-    assert [a.symbol for a in plan.actions] == ["-", "~", "+"]
-    assert [a.destructive for a in plan.actions] == [True, False, False]
+    assert plan.counts() == {
+        "load": 1, "unload": 1, "change": 1, "restart": 1, "host": 0, "errors": 0,
+    }  # fmt: skip
+    assert [a.symbol for a in plan.actions] == ["-", "~", "+", "↻"]
+    assert [a.destructive for a in plan.actions] == [True, False, False, False]
     assert plan.action("a3").key == ("load", "a", "z")
 
 

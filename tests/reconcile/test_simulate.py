@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helexa.gateway.state import DeviceSnapshot
+from helexa.fleet.state import DeviceSnapshot
 from helexa.reconcile.simulate import simulate_load, simulate_unload
 from tests.reconcile.fleets import fleet, spec
 

@@ -18,7 +18,7 @@ from helexa.deploy.facts import HostFacts, parse_os_release
 from helexa.deploy.hostplan import SECRET_MASK, desired_host, diff_host, render_host_actions
 from helexa.deploy.layout import HostLayout
 from helexa.deploy.ssh import SSHTarget
-from helexa.gateway.app import Gateway
+from helexa.gateway.core import Gateway
 from helexa.testing.neuron_proc import TINY_MODEL_ID, NeuronProcess, chat_body
 from tests.gateway.harness import write_configs
 from tests.reliability.stack import GATEWAY_KEY, NEURON_TOKEN, keyed_stack

@@ -11,11 +11,11 @@ from starlette.routing import Route
 from helexa.config import NeuronEntry
 from helexa.config.models import ModelSpec
 from helexa.errors import APIError, BadRequest, ModelNotFound, NoFeasibleNeuron
+from helexa.fleet.decisions import log_decision
+from helexa.fleet.state import ModelLocation
 from helexa.gateway import router
-from helexa.gateway.app import Gateway, gateway_of
-from helexa.gateway.decisions import log_decision
+from helexa.gateway.core import Gateway, gateway_of
 from helexa.gateway.dispatch import openai_error
-from helexa.gateway.state import ModelLocation
 from helexa.limits import parse_json_object
 
 
@@ -85,7 +85,7 @@ async def load(request: Request) -> Response:
             await gw.loader.load(spec)
         else:
             entry = _entry(gw, neuron)
-            async with gw.loader.neuron_lock(neuron):
+            async with gw.action_locks(neuron):
                 log_decision(gw.fleet, "load", model_id, neuron, "manual load (/admin/models/load)")
                 await gw.client.load(entry, spec.load_request())
                 await gw.poller.poll_neuron(neuron)

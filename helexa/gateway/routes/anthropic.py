@@ -25,7 +25,7 @@ from starlette.routing import Route
 from helexa import fastjson
 from helexa.errors import APIError, BadRequest, UpstreamError
 from helexa.gateway import router
-from helexa.gateway.app import Gateway, gateway_of
+from helexa.gateway.core import Gateway, gateway_of
 from helexa.gateway.dispatch import open_upstream, read_tracked
 from helexa.gateway.keys import Ticket, check_model_access, request_ticket
 from helexa.gateway.metrics import RequestMeter

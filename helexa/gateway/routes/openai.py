@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from helexa.errors import APIError, BadRequest, ModelNotFound
 from helexa.gateway import catalogue, router
-from helexa.gateway.app import Gateway, gateway_of
+from helexa.gateway.core import Gateway, gateway_of
 from helexa.gateway.dispatch import openai_error, respond
 from helexa.gateway.keys import Ticket, request_ticket
 from helexa.gateway.metrics import RequestMeter

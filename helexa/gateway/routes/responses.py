@@ -22,13 +22,13 @@ from starlette.routing import Route
 
 from helexa import fastjson
 from helexa.errors import APIError, UpstreamError
+from helexa.fleet.neuron_client import error_from_response
 from helexa.gateway import router
 from helexa.gateway.affinity import first_string
-from helexa.gateway.app import Gateway, gateway_of
+from helexa.gateway.core import Gateway, gateway_of
 from helexa.gateway.dispatch import open_upstream, openai_error, read_tracked
 from helexa.gateway.keys import Ticket, request_ticket
 from helexa.gateway.metrics import RequestMeter
-from helexa.gateway.neuron_client import error_from_response
 from helexa.gateway.translated_stream import StreamDialect, open_if_loaded, translated_stream
 from helexa.limits import parse_json_object
 from helexa.sse import KEEP_ALIVE, SSEResponse

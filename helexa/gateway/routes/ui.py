@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helexa.gateway import ui_stats
-from helexa.gateway.app import gateway_of
+from helexa.gateway.core import gateway_of
 
 # The only files /ui serves: a fixed map, so no path from a request reaches the disk.
 ASSETS = {

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from helexa.config.durations import parse_duration
 from helexa.errors import BadRequest
-from helexa.gateway.app import gateway_of
+from helexa.gateway.core import gateway_of
 from helexa.gateway.dispatch import openai_error
 from helexa.gateway.usage import DAY_S
 

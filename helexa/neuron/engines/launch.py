@@ -7,16 +7,14 @@ path with spaces stays one argument and nothing is ever run through a shell.
 from __future__ import annotations
 
 import shlex
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from helexa.config.command_template import check_template
 from helexa.errors import BadRequest
 from helexa.protocol.neuron import LoadRequest
 
 LOOPBACK = "127.0.0.1"
-# What a `command` template may name; docs/configuration.md lists them.
-PLACEHOLDERS = ("model", "path", "host", "port", "parallel", "context_length", "device")
 
 
 @dataclass(frozen=True)
@@ -62,30 +60,6 @@ def check_engine(request: LoadRequest) -> None:
         raise BadRequest('`command` is only used with engine = "command"', param="command")
     if engine == "llama.cpp" and not request.path:
         raise BadRequest('engine = "llama.cpp" needs `path`, the .gguf file', param="path")
-
-
-def check_template(template: str) -> None:
-    """Raise BadRequest naming what is wrong with a `command` template."""
-    try:
-        words = shlex.split(template)
-    except ValueError as exc:
-        raise BadRequest(f"command template does not parse: {exc}", param="command") from exc
-    if not words:
-        raise BadRequest("command template is empty", param="command")
-    for word in words:
-        try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(word) if name is not None]
-        except ValueError as exc:
-            raise BadRequest(f"command template word {word!r}: {exc}", param="command") from exc
-        unknown = [name for name in fields if name not in PLACEHOLDERS]
-        if unknown:
-            raise BadRequest(
-                f"command template names unknown placeholder {{{unknown[0]}}}; "
-                f"known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}",
-                param="command",
-            )
-    if not any("{port}" in word for word in words):
-        raise BadRequest("command template must pass {port} to the server", param="command")
 
 
 def template_argv(template: str, launch: Launch) -> list[str]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helexa.gateway.app import Gateway
-from helexa.gateway.server import Running, banner, bind, open_warning
+from helexa.gateway.core import Gateway
+from helexa.serve.server import Running, banner, bind, open_warning
 from helexa.testing.neuron_proc import free_port
 from tests.gateway.harness import write_configs
 

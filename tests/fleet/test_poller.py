@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from helexa.config.fleet import NeuronEntry
-from helexa.gateway.poller import FleetPoller, PollSettings
-from helexa.gateway.state import FleetState, NeuronState
+from helexa.fleet.poller import FleetPoller, PollSettings
+from helexa.fleet.state import FleetState, ObservedNeuron
 from helexa.protocol.neuron import Device, Discovery, EngineInfo, ModelInfo, ModelsList
 
 
@@ -150,7 +150,7 @@ async def test_slow_neurons_do_not_delay_the_others(neurons: NeuronFactory) -> N
     updated_after: dict[str, float] = {}
     started = time.monotonic()
 
-    def record_update(neuron: NeuronState) -> None:
+    def record_update(neuron: ObservedNeuron) -> None:
         updated_after.setdefault(neuron.name, time.monotonic() - started)
 
     poller.listeners.append(record_update)
@@ -292,7 +292,7 @@ async def test_set_entries_follows_fleet_toml(neurons: NeuronFactory) -> None:
     fleet = FleetState()
     async with FleetPoller(fleet, [a.entry()]) as poller:
         await poller.poll_once()
-        known: NeuronState = fleet.neurons["a"]
+        known: ObservedNeuron = fleet.neurons["a"]
         poller.set_entries([a.entry(), b.entry()])
         assert fleet.neurons["a"] is known and not fleet.neurons["b"].healthy
         await poller.poll_once()
@@ -307,7 +307,7 @@ async def test_a_failing_listener_does_not_stop_updates_or_waiters(
     fake = await neurons("a")
     fleet = FleetState()
 
-    def broken(_: NeuronState) -> None:
+    def broken(_: ObservedNeuron) -> None:
         raise RuntimeError("metrics bug")
 
     async with FleetPoller(fleet, [fake.entry()]) as poller:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helexa.errors import ModelNotFound, UpstreamError
-from helexa.gateway.neuron_client import NeuronClient, error_from_response
+from helexa.fleet.neuron_client import NeuronClient, error_from_response
 from helexa.protocol.neuron import LoadRequest, TokenizeRequest
 from helexa.testing.neuron_proc import InProcessNeuron, free_port
 from tests.gateway.harness import neuron_config

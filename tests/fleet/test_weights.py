@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helexa.config import ModelSpec
-from helexa.gateway.weights import local_weights_bytes, weights_by_id
+from helexa.fleet.weights import local_weights_bytes, weights_by_id
 
 
 def test_size_is_the_sum_of_the_safetensors_files(tmp_path: Path) -> None:

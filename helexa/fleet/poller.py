@@ -22,14 +22,14 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from helexa.gateway.sessions import LazySession, SessionFactory
-from helexa.gateway.state import FleetState, NeuronKind, NeuronState
+from helexa.fleet.sessions import LazySession, SessionFactory
+from helexa.fleet.state import FleetState, NeuronKind, ObservedNeuron
 from helexa.protocol.neuron import Discovery, ModelsList
 
-log = logging.getLogger("helexa.gateway.poller")
+log = logging.getLogger("helexa.fleet.poller")
 
 TokenReader = Callable[[Path], Awaitable[str]]
-ChangeListener = Callable[[NeuronState], None]
+ChangeListener = Callable[[ObservedNeuron], None]
 WireT = TypeVar("WireT", bound=BaseModel)
 
 
@@ -171,12 +171,12 @@ class FleetPoller:
         if name in self._entries:
             await self.poll_neuron(name)
 
-    async def poll_neuron(self, name: str) -> NeuronState:
+    async def poll_neuron(self, name: str) -> ObservedNeuron:
         """Poll one neuron now (e.g. right after a load) and apply what it said."""
         async with self._locks.setdefault(name, asyncio.Lock()):
             return await self._poll_locked(name)
 
-    async def _poll_locked(self, name: str) -> NeuronState:
+    async def _poll_locked(self, name: str) -> ObservedNeuron:
         entry = self._entries[name]  # KeyError: not (or no longer) in fleet.toml
         neuron = self.fleet.neurons[name]
         try:
@@ -199,7 +199,7 @@ class FleetPoller:
         self.changes.notify()
         return neuron
 
-    async def _poll(self, entry: NeuronEntryLike, neuron: NeuronState) -> None:
+    async def _poll(self, entry: NeuronEntryLike, neuron: ObservedNeuron) -> None:
         headers = await self._auth_headers(entry)
         if entry.kind == "openai":
             await self._get_json(f"{entry.endpoint}/models", headers)

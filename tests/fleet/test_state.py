@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helexa.gateway.state import DECISION_HISTORY, FleetState, ModelLocation
+from helexa.fleet.state import DECISION_HISTORY, FleetState, ModelLocation
 from helexa.protocol.neuron import Discovery, ModelsList
 
 DISCOVERY = Discovery.model_validate(

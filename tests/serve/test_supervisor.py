@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helexa.config import load_toml
-from helexa.gateway.supervisor import (
+from helexa.neuron.config import NeuronConfig
+from helexa.serve.supervisor import (
     Backoff,
     ChildSpec,
     Supervisor,
     listen_of,
     local_neuron_spec,
 )
-from helexa.neuron.config import NeuronConfig
 from tests.gateway.harness import write_configs
 
 FAST = Backoff(initial=0.05, maximum=0.2, reset_after=60)

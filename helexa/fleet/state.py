@@ -1,4 +1,4 @@
-"""The gateway's observed fleet state: plain dataclasses, no I/O.
+"""The observed fleet state: plain dataclasses, no I/O.
 
 Everything here is re-learnable by polling the neurons (the gateway
 keeps no state a restart would lose). The poller feeds wire
@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from helexa.fleet.inflight import InFlightLedger
 from helexa.protocol.neuron import Device, Discovery, ModelInfo, ModelsList, ModelState
 
 NeuronKind = Literal["neuron", "openai"]
@@ -79,9 +80,16 @@ class ModelLocation:
     revision: str | None = None
     engine: str = "transformers"
     progress: int | None = None  # percent of the weights read, while loading (when measured)
+    # This gateway's own requests: live in the ledger (the poll replaces this object),
+    # with how many of them the neuron's `in_flight` already counted when it was polled.
+    ledger: InFlightLedger | None = field(default=None, compare=False, repr=False)
+    own_at_poll: int = field(default=0, compare=False)
 
     @classmethod
-    def from_wire(cls, neuron: str, info: ModelInfo) -> ModelLocation:
+    def from_wire(
+        cls, neuron: str, info: ModelInfo, ledger: InFlightLedger | None = None
+    ) -> ModelLocation:
+        own = ledger.count(neuron, info.id) if ledger is not None else 0
         return cls(
             model_id=info.id,
             neuron=neuron,
@@ -101,16 +109,27 @@ class ModelLocation:
             revision=info.revision,
             engine=info.engine,
             progress=info.progress.percent if info.progress and info.state == "loading" else None,
+            ledger=ledger,
+            own_at_poll=own,
         )
 
     @property
+    def active(self) -> int:
+        """Requests in flight now: others' as last polled, plus this gateway's own as of now
+        (one sent since the poll counts at once, one finished since stops counting)."""
+        if self.ledger is None:
+            return self.in_flight
+        others = max(0, self.in_flight - self.own_at_poll)
+        return others + self.ledger.count(self.neuron, self.model_id)
+
+    @property
     def busy_score(self) -> float:
-        """`(in_flight + queued) / max_in_flight`: 0 idle, 1 saturated, >1 queueing."""
-        return (self.in_flight + self.queued) / max(1, self.max_in_flight)
+        """`(active + queued) / max_in_flight`: 0 idle, 1 saturated, >1 queueing."""
+        return (self.active + self.queued) / max(1, self.max_in_flight)
 
     @property
     def idle(self) -> bool:
-        return self.in_flight + self.queued == 0
+        return self.active + self.queued == 0
 
     @property
     def servable(self) -> bool:
@@ -128,7 +147,7 @@ class ModelLocation:
             "memory_mb": self.memory_mb,
             "dtype": self.dtype,
             "devices": self.devices,
-            "in_flight": self.in_flight,
+            "in_flight": self.active,
             "queued": self.queued,
             "max_in_flight": self.max_in_flight,
             "last_used_at": self.last_used_at,
@@ -142,7 +161,7 @@ class ModelLocation:
 
 
 @dataclass
-class NeuronState:
+class ObservedNeuron:
     """One `[[neurons]]` entry and what its last polls said about it.
 
     A neuron starts unhealthy (never polled) and reads "starting" until it first
@@ -169,6 +188,8 @@ class NeuronState:
     hostname: str | None = None
     # kind="openai": the configured model list (routed, never loaded/unloaded by us).
     static_models: list[str] = field(default_factory=list)
+    # The fleet's in-flight ledger, handed to each location the polls build.
+    ledger: InFlightLedger | None = field(default=None, compare=False, repr=False)
 
     @property
     def managed(self) -> bool:
@@ -225,21 +246,31 @@ class NeuronState:
             return True
         return False
 
+    def record_restart(self) -> None:
+        """Its process was just restarted (defrag): down and empty until it answers again."""
+        self.healthy = False
+        self.starting = True
+        self.consecutive_failures = 0
+        self.models = {}
+        self.devices = []
+
     def apply_discovery(self, discovery: Discovery) -> None:
         self.devices = [DeviceSnapshot.from_wire(d) for d in discovery.devices]
         self.version = discovery.version
         self.hostname = discovery.hostname
 
     def apply_models(self, models: ModelsList) -> None:
-        self.models = {info.id: ModelLocation.from_wire(self.name, info) for info in models.models}
+        self.models = {
+            info.id: ModelLocation.from_wire(self.name, info, self.ledger) for info in models.models
+        }
         self.cycles = models.cycles
 
     def apply_static_models(self, model_ids: list[str]) -> None:
-        """kind="openai": models are always "loaded"; keep the gateway-tracked load figures."""
+        """kind="openai": models are always "loaded" (their load is read from the ledger)."""
         fresh: dict[str, ModelLocation] = {}
         for model_id in model_ids:
             fresh[model_id] = self.models.get(model_id) or ModelLocation(
-                model_id=model_id, neuron=self.name, state="loaded"
+                model_id=model_id, neuron=self.name, state="loaded", ledger=self.ledger
             )
         self.models = fresh
 
@@ -296,7 +327,7 @@ class Decision:
 class FleetState:
     """All neurons by name, plus what polls taught us about model footprints."""
 
-    neurons: dict[str, NeuronState] = field(default_factory=dict)
+    neurons: dict[str, ObservedNeuron] = field(default_factory=dict)
     # Measured memory_mb per (model id, dtype), remembered across unloads so the
     # next placement of the same model uses a real number instead of an estimate.
     memory_history: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -308,6 +339,9 @@ class FleetState:
     routes: deque[Decision] = field(
         default_factory=lambda: deque(maxlen=DECISION_HISTORY), compare=False
     )
+    # Requests this gateway has sent and not finished: kept apart from the polled
+    # locations, which every poll replaces.
+    in_flight: InFlightLedger = field(default_factory=InFlightLedger, compare=False)
 
     def add_neuron(
         self,
@@ -316,18 +350,19 @@ class FleetState:
         kind: NeuronKind = "neuron",
         static_models: list[str] | None = None,
         local: bool = False,
-    ) -> NeuronState:
-        neuron = NeuronState(
+    ) -> ObservedNeuron:
+        neuron = ObservedNeuron(
             name=name,
             endpoint=endpoint,
             kind=kind,
             static_models=list(static_models or []),
             local=local,
+            ledger=self.in_flight,
         )
         self.neurons[name] = neuron
         return neuron
 
-    def healthy_neurons(self) -> list[NeuronState]:
+    def healthy_neurons(self) -> list[ObservedNeuron]:
         return [n for n in self.neurons.values() if n.healthy]
 
     def locations(self, model_id: str) -> list[ModelLocation]:
@@ -351,7 +386,7 @@ class FleetState:
         """Every model any neuron holds, sorted."""
         return sorted({m for n in self.neurons.values() for m in n.models})
 
-    def learn_memory(self, neuron: NeuronState) -> None:
+    def learn_memory(self, neuron: ObservedNeuron) -> None:
         """Remember the measured footprint of every loaded model on `neuron`."""
         for loc in neuron.models.values():
             if loc.state == "loaded" and loc.memory_mb > 0:

@@ -1,7 +1,7 @@
 """The one disk fact placement can use before a load measures a model: its weights' size.
 
-Both the cold-load path (gateway/coldload.py) and the reconciler
-(reconcile/desired.py) read it here, so both place a model with the same
+Both the cold-load path (helexa.gateway.coldload) and the reconciler
+(helexa.reconcile.desired) read it here, so both place a model with the same
 footprint (placement.footprint: measured, then vram_mb, then this x 1.2).
 """
 

@@ -24,7 +24,7 @@ import tomlkit
 
 from helexa.config import Config, NeuronEntry, parse_listen
 
-log = logging.getLogger("helexa.gateway.supervisor")
+log = logging.getLogger("helexa.serve.supervisor")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The gateway's client for a neuron's control API: load, unload, tokenize.
+"""The client for a neuron's control API (load, unload, tokenize): cold loads and reconcile.
 
 Calls carry the neuron's token, read from its `token_file` on every call
 (cached by mtime, so a rotated token is picked up by the next call). Neuron
@@ -28,7 +28,7 @@ from helexa.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from helexa.gateway.sessions import LazySession, SessionFactory
+from helexa.fleet.sessions import LazySession, SessionFactory
 from helexa.protocol.neuron import (
     LoadRequest,
     ModelInfo,
@@ -38,7 +38,7 @@ from helexa.protocol.neuron import (
     UnloadRequest,
 )
 
-log = logging.getLogger("helexa.gateway.neuron_client")
+log = logging.getLogger("helexa.fleet.neuron_client")
 
 
 _ERRORS_BY_CODE: dict[str, type[APIError]] = {

@@ -1,9 +1,10 @@
-"""`helexa serve` as one coroutine: gateway + metrics servers, local neurons, chores.
+"""`helexa serve` as one coroutine: the gateway's and the metrics' listeners (each a
+uvicorn server), the local neurons, the reconcile daemon.
 
 Signals belong to the caller (the CLI sets `stop` on SIGINT/SIGTERM), so
 uvicorn's own signal capture is turned off. Shutdown runs in reverse order:
-stop accepting requests, stop the chores, stop the local neurons (SIGTERM,
-then SIGKILL after a grace).
+stop accepting requests, stop the background work (poller, reconcile daemon),
+stop the local neurons (SIGTERM, then SIGKILL after a grace).
 """
 
 from __future__ import annotations
@@ -18,18 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
-from aiohttp import web
 
 from helexa.config import Config, parse_listen
-from helexa.gateway.app import Gateway, build_app
+from helexa.gateway.app import build_app
 from helexa.gateway.auth import open_access_warning
-from helexa.gateway.housekeeping import Housekeeping
+from helexa.gateway.core import Gateway
 from helexa.gateway.limits import gateway_protocol
-from helexa.gateway.local_neurons import LocalNeurons
 from helexa.gateway.metrics import metrics_app
-from helexa.gateway.reconcile_hook import start_reconcile
-from helexa.gateway.supervisor import Supervisor
 from helexa.reconcile.hosts import HostAccess
+from helexa.serve.local_neurons import LocalNeurons
+from helexa.serve.reconcile import start_reconcile
+from helexa.serve.supervisor import Supervisor
 
 log = logging.getLogger("helexa.serve")
 # How long start-up waits for the local neurons' first answer before the banner (a
@@ -148,10 +148,14 @@ async def _serve_http(
 ) -> None:
     gw = config.fleet.gateway
     api_socket = bind(gw.listen)
-    metrics_runner = web.AppRunner(metrics_app(gateway.metrics), access_log=None)
-    await metrics_runner.setup()
-    metrics_site = web.SockSite(metrics_runner, bind(gw.metrics_listen))
-    await metrics_site.start()
+    metrics_server = _Server(
+        uvicorn.Config(
+            metrics_app(gateway.metrics), log_level="warning", lifespan="off", access_log=False
+        )
+    )
+    metrics_task = asyncio.create_task(
+        metrics_server.serve(sockets=[bind(gw.metrics_listen)]), name="metrics http"
+    )
     server = _Server(
         uvicorn.Config(
             build_app(gateway),
@@ -164,10 +168,6 @@ async def _serve_http(
         )
     )
     api_task = asyncio.create_task(server.serve(sockets=[api_socket]), name="gateway http")
-    # The reconcile daemon keeps pinned models loaded; housekeeping does the rest.
-    housekeeping = Housekeeping(
-        gateway, supervisors, interval=max(1.0, gw.poll_interval), load_pinned=False
-    )
     try:
         while not server.started:
             if api_task.done():
@@ -175,8 +175,8 @@ async def _serve_http(
                 raise RuntimeError("the gateway server stopped while starting")
             await asyncio.sleep(0.02)
         await _wait_for_local_neurons(gateway, min(gw.load_timeout, LOCAL_START_WAIT_S))
-        gateway.background(housekeeping.run(), "housekeeping")
-        start_reconcile(gateway, hosts)
+        # The reconciler keeps pinned models loaded, unloads idle ones, restarts for defrag.
+        start_reconcile(gateway, hosts, supervisors)
         running = Running(
             gateway, f"http://{gw.listen}", f"http://{gw.metrics_listen}", supervisors
         )
@@ -186,5 +186,5 @@ async def _serve_http(
         await stop.wait()
     finally:
         server.should_exit = True
-        await asyncio.gather(api_task, return_exceptions=True)
-        await metrics_runner.cleanup()
+        metrics_server.should_exit = True
+        await asyncio.gather(api_task, metrics_task, return_exceptions=True)

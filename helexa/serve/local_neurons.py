@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from helexa.config import Config, NeuronEntry
-from helexa.gateway.supervisor import Supervisor, local_neuron_spec
+from helexa.serve.supervisor import Supervisor, local_neuron_spec
 
 log = logging.getLogger("helexa.serve")
 
@@ -21,7 +21,7 @@ log = logging.getLogger("helexa.serve")
 class LocalNeurons:
     def __init__(self, runtime_dir: Path) -> None:
         self.runtime_dir = runtime_dir
-        # Shared with housekeeping (defrag restarts) and `Running`: mutated in place.
+        # Shared with the reconciler's defrag restarts and `Running`: mutated in place.
         self.supervisors: dict[str, Supervisor] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._endpoints: dict[str, str] = {}

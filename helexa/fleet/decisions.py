@@ -11,9 +11,9 @@ import json
 import logging
 import time
 
-from helexa.gateway.state import DecisionKind, FleetState
+from helexa.fleet.state import DecisionKind, FleetState
 
-log = logging.getLogger("helexa.gateway.decisions")
+log = logging.getLogger("helexa.fleet.decisions")
 
 
 def log_decision(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from helexa.gateway.sessions import LazySession
+from helexa.fleet.sessions import LazySession
 
 
 async def test_one_session_until_closed_then_a_new_one() -> None:

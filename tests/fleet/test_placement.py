@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from helexa.config.models import ModelSpec
 from helexa.errors import NoFeasibleNeuron
-from helexa.gateway.placement import (
+from helexa.fleet.placement import (
     NoPlacement,
     PlacementDecision,
     Strategy,
@@ -23,7 +23,7 @@ from helexa.gateway.placement import (
     idle_unloads,
     place,
 )
-from helexa.gateway.state import DeviceSnapshot, FleetState, ModelLocation, NeuronKind, NeuronState
+from helexa.fleet.state import DeviceSnapshot, FleetState, ModelLocation, NeuronKind, ObservedNeuron
 from helexa.protocol.neuron import ModelState
 
 NOW = 1_000_000.0
@@ -68,8 +68,8 @@ def node(
     healthy: bool = True,
     kind: NeuronKind = "neuron",
     cycles: int = 0,
-) -> NeuronState:
-    neuron = NeuronState(
+) -> ObservedNeuron:
+    neuron = ObservedNeuron(
         name, f"http://{name}.test", kind=kind, healthy=healthy, devices=devices, cycles=cycles
     )
     neuron.starting = False  # a neuron made unhealthy here is down, not starting
@@ -79,7 +79,7 @@ def node(
     return neuron
 
 
-def fleet(*neurons: NeuronState) -> FleetState:
+def fleet(*neurons: ObservedNeuron) -> FleetState:
     return FleetState(neurons={n.name: n for n in neurons})
 
 
@@ -152,7 +152,7 @@ RANKING = [
 
 
 @pytest.mark.parametrize(("neurons", "neuron", "evict"), RANKING)
-def test_ranking(neurons: list[NeuronState], neuron: str, evict: tuple[str, ...]) -> None:
+def test_ranking(neurons: list[ObservedNeuron], neuron: str, evict: tuple[str, ...]) -> None:
     decision = decide(make_spec("new", vram_mb=8000), fleet(*neurons))
     assert (decision.neuron, decision.evict) == (neuron, evict)
 

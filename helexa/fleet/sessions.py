@@ -1,4 +1,4 @@
-"""The aiohttp session every gateway client shares the shape of.
+"""The aiohttp session the poller, the neuron client and the proxy share the shape of.
 
 A session must be created inside the running event loop, so clients take a
 factory (tests inject their own) and make the session on first use, again

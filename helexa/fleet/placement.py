@@ -30,7 +30,7 @@ from typing import Literal
 from helexa.config.durations import format_duration
 from helexa.config.models import ModelSpec
 from helexa.errors import NoFeasibleNeuron
-from helexa.gateway.state import FleetState, ModelLocation, NeuronState
+from helexa.fleet.state import FleetState, ModelLocation, ObservedNeuron
 
 Strategy = Literal["lru", "priority"]
 FootprintSource = Literal["measured", "vram_mb", "weights", "unknown"]
@@ -91,7 +91,7 @@ class IdleUnload:
 
 @dataclass
 class _Candidate:
-    neuron: NeuronState
+    neuron: ObservedNeuron
     free_mb: int  # usable by this model now: best `devices` eligible devices
     fits: bool = True  # as is, or after evicting `evict`
     evict: list[ModelLocation] = field(default_factory=list)
@@ -111,31 +111,31 @@ def footprint(spec: ModelSpec, fleet: FleetState, weights_bytes: int | None = No
     return Footprint(0, "unknown")
 
 
-def eligible_devices(spec: ModelSpec, neuron: NeuronState) -> list[int]:
+def eligible_devices(spec: ModelSpec, neuron: ObservedNeuron) -> list[int]:
     """Indices of the neuron's devices big enough (total memory) for one shard of `spec`."""
     return [d.index for d in neuron.devices if d.memory_total_mb >= spec.min_device_vram_mb]
 
 
-def usable_free_mb(spec: ModelSpec, neuron: NeuronState, free: Mapping[int, int]) -> int:
+def usable_free_mb(spec: ModelSpec, neuron: ObservedNeuron, free: Mapping[int, int]) -> int:
     """Free memory the model could use: the best `devices` eligible devices together."""
     eligible = sorted((free[i] for i in eligible_devices(spec, neuron)), reverse=True)
     return sum(eligible[: spec.devices])
 
 
-def fits_on(spec: ModelSpec, neuron: NeuronState, footprint_mb: int) -> bool:
+def fits_on(spec: ModelSpec, neuron: ObservedNeuron, footprint_mb: int) -> bool:
     """Whether `spec` fits in the neuron's free memory now (re-check after each unload)."""
     return usable_free_mb(spec, neuron, _free_by_device(neuron)) >= footprint_mb
 
 
 def feasible(
-    spec: ModelSpec, neurons: Iterable[NeuronState], *, new_copy: bool = True
-) -> tuple[list[NeuronState], dict[str, str]]:
+    spec: ModelSpec, neurons: Iterable[ObservedNeuron], *, new_copy: bool = True
+) -> tuple[list[ObservedNeuron], dict[str, str]]:
     """Neurons that could hold `spec` (memory aside), and why the others cannot.
 
     With `new_copy` (placement), a neuron already holding it is not a target;
     without (the catalogue's `feasible_on`), it is.
     """
-    ok: list[NeuronState] = []
+    ok: list[ObservedNeuron] = []
     rejected: dict[str, str] = {}
     for neuron in neurons:
         why = _infeasible_reason(spec, neuron, new_copy)
@@ -221,6 +221,10 @@ def idle_unloads(
     return out
 
 
+def defrag_reason(neuron: ObservedNeuron, threshold: int) -> str:
+    return f"{neuron.cycles} load/unload cycles >= defrag_after_cycles {threshold}, idle"
+
+
 def defrag_due(fleet: FleetState, threshold: int) -> list[str]:
     """Healthy, idle neurons with at least `threshold` load/unload cycles (0 = off)."""
     if threshold <= 0:
@@ -235,7 +239,7 @@ def defrag_due(fleet: FleetState, threshold: int) -> list[str]:
 # --- internals -----------------------------------------------------------------
 
 
-def _infeasible_reason(spec: ModelSpec, neuron: NeuronState, new_copy: bool) -> str | None:
+def _infeasible_reason(spec: ModelSpec, neuron: ObservedNeuron, new_copy: bool) -> str | None:
     if not neuron.managed:
         return "not managed by helexa (kind=openai)"
     if not neuron.healthy:
@@ -254,11 +258,11 @@ def _infeasible_reason(spec: ModelSpec, neuron: NeuronState, new_copy: bool) -> 
     return None
 
 
-def _free_by_device(neuron: NeuronState) -> dict[int, int]:
+def _free_by_device(neuron: ObservedNeuron) -> dict[int, int]:
     return {d.index: d.memory_free_mb for d in neuron.devices}
 
 
-def _freed_by(loc: ModelLocation, neuron: NeuronState) -> dict[int, float]:
+def _freed_by(loc: ModelLocation, neuron: ObservedNeuron) -> dict[int, float]:
     """Memory an unload of `loc` gives back, per device (spread evenly over its devices)."""
     known = {d.index for d in neuron.devices}
     on = [i for i in loc.devices if i in known] or sorted(known)
@@ -269,7 +273,7 @@ def _freed_by(loc: ModelLocation, neuron: NeuronState) -> dict[int, float]:
 
 
 def _fits_after(
-    spec: ModelSpec, neuron: NeuronState, victims: Sequence[ModelLocation], need_mb: int
+    spec: ModelSpec, neuron: ObservedNeuron, victims: Sequence[ModelLocation], need_mb: int
 ) -> bool:
     free: dict[int, float] = {i: float(mb) for i, mb in _free_by_device(neuron).items()}
     for victim in victims:
@@ -295,7 +299,7 @@ def _strategy_key(
 
 def _plan_neuron(
     spec: ModelSpec,
-    neuron: NeuronState,
+    neuron: ObservedNeuron,
     need_mb: int,
     specs: Mapping[str, ModelSpec],
     strategy: Strategy,
@@ -338,7 +342,7 @@ def _plan_neuron(
 
 
 def _fewest_victims(
-    spec: ModelSpec, neuron: NeuronState, ordered: list[ModelLocation], need_mb: int
+    spec: ModelSpec, neuron: ObservedNeuron, ordered: list[ModelLocation], need_mb: int
 ) -> list[ModelLocation] | None:
     """The smallest set of `ordered` whose eviction makes room; first in strategy order."""
     if not _fits_after(spec, neuron, ordered, need_mb):

@@ -1,0 +1,1 @@
+"""helexa.serve."""
