@@ -106,6 +106,7 @@ async def preload(state: NeuronState, entry: PreloadEntry) -> None:
         sampling=entry.sampling,
         engine=entry.engine,
         command=entry.command,
+        prefix_cache_mb=entry.prefix_cache_mb,
     )
     attempt = 0
     while True:

@@ -100,6 +100,8 @@ class ModelEntry:
             quantization=getattr(m, "quantization", None),
             engine=self.request.engine or "transformers",
             progress=self.progress(),
+            prefix_cache_mb=getattr(m, "prefix_cache_mb", 0),
+            prefix_cache_bytes=getattr(m, "prefix_cache_bytes", 0),
         )
 
     def progress(self) -> LoadProgress | None:

@@ -44,6 +44,8 @@ class LoadSpec:
     cache_dir: Path | None = None
     offline: bool = False
     context_length: int | None = None  # cap; None = the model's own maximum
+    prefix_cache_mb: int = 0  # the prefix cache's budget; 0 = off
+    prefill_chunk_tokens: int = 512  # prompt tokens prefilled per iteration; 0 = whole prompts
 
     @property
     def source(self) -> str:
