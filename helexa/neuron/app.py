@@ -58,7 +58,9 @@ def build_state(config: NeuronConfig, loader: Loader | None = None) -> NeuronSta
         failed_ttl=config.neuron.failed_load_ttl,
         progress_source=weight_read_source(config),
     )
-    metrics = NeuronMetrics(lambda: ModelSnapshot(registry.infos(), registry.cycles))
+    metrics = NeuronMetrics(
+        lambda: ModelSnapshot(registry.infos(), registry.cycles, registry.prefix_cache_evictions())
+    )
     metrics_ref.append(metrics)
     return NeuronState(config, registry, metrics, TokenizerCache(config))
 

@@ -104,10 +104,15 @@ class CompletionRequest(SamplingFields):
 # --- responses --------------------------------------------------------------
 
 
+class PromptTokensDetails(WireModel):
+    cached_tokens: int = 0  # prompt tokens served from a prefix cache, not prefilled
+
+
 class Usage(WireModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class AssistantMessage(WireModel):

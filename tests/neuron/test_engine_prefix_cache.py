@@ -13,8 +13,8 @@ import torch
 
 from helexa.neuron.engine import DeviceBudget, LoadedModel, LoadSpec, MemoryBudget, SamplingParams
 from helexa.neuron.engine import load as load_model
-from helexa.neuron.engine.loaded import StreamStats
 from helexa.neuron.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
+from helexa.neuron.engine.spec import StreamStats
 from helexa.testing.tiny_model import with_sliding_window
 
 BUDGET = MemoryBudget((DeviceBudget(0, "cpu", 16_000),))

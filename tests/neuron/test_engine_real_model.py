@@ -18,7 +18,7 @@ import torch
 
 from helexa.neuron.engine import DeviceBudget, LoadedModel, LoadSpec, MemoryBudget, SamplingParams
 from helexa.neuron.engine import load as load_model
-from helexa.neuron.engine.loaded import StreamStats
+from helexa.neuron.engine.spec import StreamStats
 
 BUDGET = MemoryBudget((DeviceBudget(0, "cpu", 16_000),))
 QUESTIONS = [

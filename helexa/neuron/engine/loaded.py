@@ -6,7 +6,6 @@ import asyncio
 import gc
 import itertools
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,18 +14,11 @@ from helexa.errors import BadRequest, ContextLengthExceeded
 from helexa.neuron.engine.generation import EndOfSequence, Generation
 from helexa.neuron.engine.prefix_cache import PrefixCache
 from helexa.neuron.engine.sampling import RowSampler
-from helexa.neuron.engine.spec import SamplingParams
+from helexa.neuron.engine.spec import SamplingParams, StreamStats
 from helexa.neuron.engine.worker import DEFAULT_PREFILL_CHUNK_TOKENS, EngineWorker
 
 _seq_ids = itertools.count(1)
 MB = 1024 * 1024
-
-
-@dataclass
-class StreamStats:
-    """What a stream reports besides its tokens, filled in as they arrive."""
-
-    cached_tokens: int = 0  # prompt tokens taken from the prefix cache, not prefilled
 
 
 class LoadedModel:

@@ -32,6 +32,13 @@ class SamplingParams:
         return self.temperature <= 0.0
 
 
+@dataclass
+class StreamStats:
+    """What a stream reports besides its tokens, filled in as they arrive."""
+
+    cached_tokens: int = 0  # prompt tokens taken from the prefix cache, not prefilled
+
+
 @dataclass(frozen=True)
 class LoadSpec:
     """One model to load: a local directory (`path`) or a Hugging Face repo id (`model_id`)."""
