@@ -4,7 +4,7 @@ Random weights rarely end a turn; this model does, so here greedy decoding is
 compared with raw `model.generate` up to its own end-of-turn token, alone and
 batched with three prompts of other lengths, and a conversation's second turn
 with its first turn taken from the prefix cache, alone and joining a running
-batch.
+batch; prompts longer than 48 tokens are prefilled in chunks.
 """
 
 from __future__ import annotations
@@ -32,7 +32,15 @@ MAX_NEW = 32
 
 @pytest.fixture(scope="module")
 def engine(smollm2_gguf: Path) -> Iterator[LoadedModel]:
-    spec = LoadSpec("smollm2", path=smollm2_gguf, dtype="float32", prefix_cache_mb=256)
+    # Prompts past 48 tokens are prefilled in chunks: every comparison with generate below
+    # on a longer prompt (the system prompt ones) checks chunked prefill too.
+    spec = LoadSpec(
+        "smollm2",
+        path=smollm2_gguf,
+        dtype="float32",
+        prefix_cache_mb=256,
+        prefill_chunk_tokens=48,
+    )
     loaded = load_model(spec, BUDGET)
     yield loaded
     loaded.close()
@@ -122,6 +130,17 @@ async def collect_cached(
         if started is not None:
             started.set()
     return tokens, stats.cached_tokens
+
+
+async def test_a_long_prompt_prefilled_in_chunks_equals_generate(engine: LoadedModel) -> None:
+    travel = "You help travellers plan short trips by train. Keep answers to one line. " * 8
+    ids = chat(engine, [{"role": "system", "content": travel}, {"role": "user", "content": "Hi"}])
+    assert len(ids) > 4 * 48
+
+    tokens, hit = await collect_cached(engine, ids)
+
+    assert hit == 0
+    assert tokens == reference(engine, ids)
 
 
 async def test_a_second_turn_reuses_the_first_from_the_prefix_cache_and_equals_generate(
