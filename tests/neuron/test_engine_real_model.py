@@ -133,7 +133,7 @@ async def collect_cached(
 
 
 async def test_a_long_prompt_prefilled_in_chunks_equals_generate(engine: LoadedModel) -> None:
-    travel = "You help travellers plan short trips by train. Keep answers to one line. " * 8
+    travel = "You help travellers plan short trips by train. Keep answers to one line. " * 16
     ids = chat(engine, [{"role": "system", "content": travel}, {"role": "user", "content": "Hi"}])
     assert len(ids) > 4 * 48
 
