@@ -35,6 +35,7 @@ SECTIONS = (
     "translation",
     "reconcile",
     "engines",
+    "prefix_cache",
 )
 REPO = Path(__file__).resolve().parent.parent
 FULL_OUT = REPO / "docs" / "benchmarks.md"
