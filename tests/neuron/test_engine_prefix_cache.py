@@ -220,3 +220,14 @@ async def test_the_footprint_counts_the_bytes_the_cache_holds(tiny_model_dir: Pa
         assert engine.memory_mb == before + -(-held // 2**20)
     finally:
         engine.close()
+
+
+def test_the_budget_is_clamped_to_the_memory_left_past_the_weights(tiny_model_dir: Path) -> None:
+    spec = LoadSpec("tiny", path=tiny_model_dir, prefix_cache_mb=1_000_000)
+    engine = load_model(spec, MemoryBudget((DeviceBudget(0, "cpu", 100),)))
+    try:
+        assert 80 < engine.prefix_cache_mb < 100  # 100 MB free, less the weights x 1.2
+        assert engine.prefix_cache is not None
+        assert engine.prefix_cache.budget_bytes == engine.prefix_cache_mb * 2**20
+    finally:
+        engine.close()
