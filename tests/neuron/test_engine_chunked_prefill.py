@@ -63,7 +63,7 @@ async def run(
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """"chunk" / "step" for each prefill chunk and decode step the worker runs, in order."""
+    """ "chunk" / "step" for each prefill chunk and decode step the worker runs, in order."""
     seen: list[str] = []
 
     def chunk_spy(*args: Any) -> Any:
