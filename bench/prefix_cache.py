@@ -213,6 +213,9 @@ async def _turn(
         temperature=0,
         stream=True,
         stream_options={"include_usage": True},
+        # Replies of exactly max_tokens: a random-words system prompt makes the real model
+        # end its turn at once, and the histories should grow the same on both sides.
+        extra_body={"min_tokens": max_tokens, "ignore_eos": True},
     )
     async for chunk in stream:
         for choice in chunk.choices:

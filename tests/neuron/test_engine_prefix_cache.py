@@ -172,6 +172,21 @@ async def test_the_same_prompt_again_reuses_all_but_its_last_token(
     assert first == second == (await run(uncached, system + user))[0]
 
 
+async def test_a_reply_that_ends_at_once_still_reports_its_cached_tokens(
+    cached: LoadedModel,
+) -> None:
+    system, user = conversation(4)
+    await run(cached, system + user)
+    stops_at_once = SamplingParams(
+        max_new_tokens=8, temperature=0, stop_token_ids=frozenset(range(cached.vocab_size))
+    )
+    stats = StreamStats()
+
+    tokens = [t async for t in cached.stream(system + user, stops_at_once, stats)]
+
+    assert (tokens, stats.cached_tokens) == ([], len(system + user) - 1)
+
+
 async def test_a_cached_prefix_joins_a_running_padded_batch_exactly(
     cached: LoadedModel, uncached: LoadedModel
 ) -> None:

@@ -113,14 +113,14 @@ class LoadedModel:
         try:
             while True:
                 item = await generation.outbox.get()
+                if stats is not None:  # final once anything came: the thread set it before
+                    stats.cached_tokens = generation.cached_tokens
                 if isinstance(item, EndOfSequence):
                     ended = True
                     return
                 if isinstance(item, BaseException):
                     ended = True
                     raise item
-                if stats is not None:
-                    stats.cached_tokens = generation.cached_tokens  # final once a token came
                 yield item
         finally:
             if not ended:
