@@ -34,6 +34,12 @@ EXPECTED = {
     "translation": ["## translation", "Anthropic Messages"],
     "reconcile": ["## reconcile"],
     "engines": ["## engines", "llama-server direct", "Through helexa / direct"],
+    "prefix_cache": [
+        "## prefix cache and chunked prefill",
+        "TTFT of turns 2+ (cache on vs off)",
+        "| whole |",
+        "cache on vs off",
+    ],
 }
 
 
