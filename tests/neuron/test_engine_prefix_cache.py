@@ -187,6 +187,23 @@ async def test_a_reply_that_ends_at_once_still_reports_its_cached_tokens(
     assert (tokens, stats.cached_tokens) == ([], len(system + user) - 1)
 
 
+async def test_a_running_request_s_prompt_is_found_before_it_finishes(
+    cached: LoadedModel, uncached: LoadedModel
+) -> None:
+    system, user = conversation(5)
+    started = asyncio.Event()
+    running = asyncio.create_task(run(cached, system + user, 200, started))
+    await started.wait()
+    other = [*system, 31, 32, 33]
+
+    tokens, hit = await run(cached, other)
+
+    assert not running.done()  # still decoding: only its prompt can have been found
+    assert hit == len(system)
+    assert tokens == (await run(uncached, other))[0]
+    running.cancel()
+
+
 async def test_a_cached_prefix_joins_a_running_padded_batch_exactly(
     cached: LoadedModel, uncached: LoadedModel
 ) -> None:

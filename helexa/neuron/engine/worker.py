@@ -18,9 +18,10 @@ chunks (prefill.extend), at most `prefill_chunk_tokens` prompt tokens per
 iteration in all, between the decode steps of the running batch: a long
 prompt no longer stalls every running stream for its whole prefill. With
 `prefill_chunk_tokens` = 0 the rest goes in one pass. When the last chunk is
-in, its token is sampled and the row joins the batch. The KV of a finished
-generation (prompt and the generated tokens fed back) goes into the prefix
-cache.
+in, its token is sampled and the row joins the batch. The KV of a prompt
+goes into the prefix cache when it joins the batch (requests arriving while
+it runs find it), that of a finished generation (prompt and the generated
+tokens fed back) when it ends.
 
 Generations submitted during one event-loop tick (a burst of requests) reach
 the inbox as one message, so they are prefilled together: posted one by one,
@@ -66,7 +67,7 @@ from helexa.neuron.engine.generation import END, Delivery, Generation, Posts, po
 from helexa.neuron.engine.kv import batchable, cache_with_states, growing_cache
 from helexa.neuron.engine.oom import free_cached_memory, is_out_of_memory
 from helexa.neuron.engine.prefill import extend, prefill
-from helexa.neuron.engine.prefix_cache import PrefixCache
+from helexa.neuron.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
 from helexa.neuron.engine.sampling import next_tokens
 
 log = logging.getLogger("helexa.neuron.engine")
@@ -339,7 +340,20 @@ class EngineWorker:
     def _join(self, joining: list[Generation], newcomers: DecodeBatch, ids: list[int]) -> None:
         self._running.extend(joining)  # from here a failure fails them with the batch
         self._batch = newcomers if self._batch is None else merge(self._batch, newcomers)
+        self._remember_prompts(joining)
         self._deliver_and_retire(joining, ids)
+
+    def _remember_prompts(self, joining: list[Generation]) -> None:
+        """Put the prompts' KV into the prefix cache as they start decoding, so requests
+        arriving while they run (the same system prompt) find it; the entry of the whole
+        sequence replaces it when it finishes."""
+        if self.prefix_cache is None or self._batch is None:
+            return
+        first = len(self._running) - len(joining)  # the joining rows are the last ones
+        for row, generation in enumerate(joining, start=first):
+            prompt = generation.prompt_ids
+            if len(prompt) - generation.cached_tokens >= BLOCK_TOKENS:  # something new
+                self.prefix_cache.insert(prompt, row_states(self._batch, row, len(prompt)))
 
     def _step(self) -> None:
         assert self._batch is not None
