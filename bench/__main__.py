@@ -36,6 +36,7 @@ SECTIONS = (
     "reconcile",
     "engines",
     "prefix_routing",
+    "prefix_cache",
 )
 REPO = Path(__file__).resolve().parent.parent
 FULL_OUT = REPO / "docs" / "benchmarks.md"

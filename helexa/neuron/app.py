@@ -58,7 +58,9 @@ def build_state(config: NeuronConfig, loader: Loader | None = None) -> NeuronSta
         failed_ttl=config.neuron.failed_load_ttl,
         progress_source=weight_read_source(config),
     )
-    metrics = NeuronMetrics(lambda: ModelSnapshot(registry.infos(), registry.cycles))
+    metrics = NeuronMetrics(
+        lambda: ModelSnapshot(registry.infos(), registry.cycles, registry.prefix_cache_evictions())
+    )
     metrics_ref.append(metrics)
     return NeuronState(config, registry, metrics, TokenizerCache(config))
 
@@ -106,6 +108,7 @@ async def preload(state: NeuronState, entry: PreloadEntry) -> None:
         sampling=entry.sampling,
         engine=entry.engine,
         command=entry.command,
+        prefix_cache_mb=entry.prefix_cache_mb,
     )
     attempt = 0
     while True:

@@ -42,6 +42,9 @@ class NeuronSection(StrictModel):
     header_timeout: Duration = 10.0  # the whole head, from connect or the last response
     body_timeout: Duration = 60.0  # the whole body, from its head
     max_connections: int = Field(default=1024, ge=1)  # past it, 503
+    # The in-process engine (docs/neuron.md "Prefix cache and chunked prefill").
+    prefix_cache_mb: int = Field(default=512, ge=0)  # per model, unless its load says; 0 = off
+    prefill_chunk_tokens: int = Field(default=512, ge=0)  # per iteration; 0 = whole prompts
 
 
 class DevicesSection(StrictModel):
@@ -69,6 +72,7 @@ class PreloadEntry(StrictModel):
     sampling: dict[str, Any] | None = None
     engine: Literal["transformers", "llama.cpp", "command"] | None = None
     command: str | None = None
+    prefix_cache_mb: int | None = Field(default=None, ge=0)  # None = [neuron] prefix_cache_mb
 
 
 class NeuronConfig(StrictModel):

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from helexa.neuron.engine.spec import SamplingParams
+from helexa.neuron.engine.spec import SamplingParams, StreamStats
 from helexa.neuron.registry import Generation, ModelEntry
 from helexa.neuron.textpipe import Piece, TextPipeline
 from helexa.protocol.openai import FinishReason
@@ -33,6 +33,10 @@ class Outcome:
     # The stop string that ended it: the choice's `stop_reason` (vLLM's field), which
     # the gateway turns into Anthropic's stop_reason "stop_sequence".
     stop_string: str | None = None
+    # Prompt tokens taken from the model's prefix cache (not prefilled); `cache_queried`
+    # says whether the model has a cache at all (metrics count only those).
+    cached_tokens: int = 0
+    cache_queried: bool = False
 
 
 async def generate(
@@ -56,7 +60,8 @@ async def generate(
     count = 0
     # Closing the engine stream on any exit (stop string, abort, client gone) drops the
     # sequence at the owner thread's next step.
-    tokens = model.stream(prompt_ids, params)
+    stats = StreamStats()
+    tokens = model.stream(prompt_ids, params, stats)
     try:
         async for token_id in tokens:
             count += 1
@@ -88,4 +93,6 @@ async def generate(
         first_token_s=None if first_at is None else first_at - started,
         decode_rate=(count - 1) / decode_s if count > 1 and decode_s > 0 else None,
         stop_string=text.matched_stop,
+        cached_tokens=stats.cached_tokens,
+        cache_queried=getattr(model, "prefix_cache_mb", 0) > 0,
     )

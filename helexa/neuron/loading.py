@@ -38,6 +38,12 @@ def load_spec(request: LoadRequest, config: NeuronConfig) -> LoadSpec:
         cache_dir=config.neuron.cache_dir,
         offline=config.neuron.offline,
         context_length=request.context_length,
+        prefix_cache_mb=(
+            config.neuron.prefix_cache_mb
+            if request.prefix_cache_mb is None
+            else request.prefix_cache_mb
+        ),
+        prefill_chunk_tokens=config.neuron.prefill_chunk_tokens,
     )
 
 

@@ -9,10 +9,10 @@ app, so several neurons in one test process do not collide.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from helexa.protocol.neuron import ModelInfo
@@ -27,13 +27,15 @@ _STATES = ("loading", "loaded", "unloading", "failed")
 class ModelSnapshot:
     models: list[ModelInfo]
     cycles: int
+    # Per loaded model with a prefix cache: entries it evicted for room (since its load).
+    prefix_cache_evictions: dict[str, int] = field(default_factory=dict)
 
 
 class _RegistryCollector(Collector):
     def __init__(self, snapshot: Callable[[], ModelSnapshot]) -> None:
         self._snapshot = snapshot
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         snap = self._snapshot()
         memory = GaugeMetricFamily(
             "neuron_model_memory_bytes", "Measured memory held by a loaded model", labels=["model"]
@@ -47,15 +49,29 @@ class _RegistryCollector(Collector):
         state = GaugeMetricFamily(
             "neuron_model_state", "1 for the model's current state", labels=["model", "state"]
         )
+        cache_bytes = GaugeMetricFamily(
+            "neuron_prefix_cache_bytes",
+            "Bytes of KV the model's prefix cache holds (within neuron_model_memory_bytes)",
+            labels=["model"],
+        )
+        evictions = CounterMetricFamily(
+            "neuron_prefix_cache_evictions",
+            "Prefix cache entries evicted for room, since the model's load",
+            labels=["model"],
+        )
+        for model_id, count in snap.prefix_cache_evictions.items():
+            evictions.add_metric([model_id], count)
         for m in snap.models:
             memory.add_metric([m.id], m.memory_mb * 1024 * 1024)
+            if m.prefix_cache_mb:
+                cache_bytes.add_metric([m.id], m.prefix_cache_bytes)
             in_flight.add_metric([m.id], m.in_flight)
             queued.add_metric([m.id], m.queued)
             for s in _STATES:
                 state.add_metric([m.id, s], 1.0 if m.state == s else 0.0)
         cycles = GaugeMetricFamily("neuron_load_cycles", "Completed load/unload cycles since start")
         cycles.add_metric([], snap.cycles)
-        yield from (memory, in_flight, queued, state, cycles)
+        yield from (memory, in_flight, queued, state, cycles, cache_bytes, evictions)
 
 
 class NeuronMetrics:
@@ -73,6 +89,18 @@ class NeuronMetrics:
         )
         self.generated_tokens = Counter(
             "neuron_generated_tokens", "Tokens generated", ["model"], registry=r
+        )
+        self.prefix_cache_queried = Counter(
+            "neuron_prefix_cache_queried_tokens",
+            "Prompt tokens looked up in the model's prefix cache",
+            ["model"],
+            registry=r,
+        )
+        self.prefix_cache_hits = Counter(
+            "neuron_prefix_cache_hit_tokens",
+            "Prompt tokens taken from the prefix cache instead of prefilled",
+            ["model"],
+            registry=r,
         )
         self.decode_rate = Histogram(
             "neuron_decode_tokens_per_second",

@@ -38,7 +38,10 @@ class ServingModel(Protocol):
     @property
     def memory_mb(self) -> int: ...  # a server engine measures it on every read
 
-    def stream(self, prompt_ids: list[int], params: Any) -> AsyncIterator[int]: ...
+    # `stats` (a StreamStats) is filled in by engines that can tell (the in-process one).
+    def stream(
+        self, prompt_ids: list[int], params: Any, stats: Any = None
+    ) -> AsyncIterator[int]: ...
 
     def close(self) -> None: ...
 
@@ -100,6 +103,8 @@ class ModelEntry:
             quantization=getattr(m, "quantization", None),
             engine=self.request.engine or "transformers",
             progress=self.progress(),
+            prefix_cache_mb=getattr(m, "prefix_cache_mb", 0),
+            prefix_cache_bytes=getattr(m, "prefix_cache_bytes", 0),
         )
 
     def progress(self) -> LoadProgress | None:
@@ -161,6 +166,15 @@ class Registry:
         self.cycles = 0
 
     # --- reading ---------------------------------------------------------
+
+    def prefix_cache_evictions(self) -> dict[str, int]:
+        """Per loaded model with a prefix cache: the entries it evicted since its load."""
+        counts = {}
+        for entry in list(self._entries.values()):
+            cache = getattr(entry.model, "prefix_cache", None)
+            if cache is not None:
+                counts[entry.id] = int(cache.counters.evictions)
+        return counts
 
     def infos(self) -> list[ModelInfo]:
         # A snapshot first: the loader thread reads this (memory_by_device) while the

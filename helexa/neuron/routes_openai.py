@@ -54,6 +54,7 @@ from helexa.protocol.openai import (
     CompletionChunk,
     CompletionRequest,
     FunctionCall,
+    PromptTokensDetails,
     SamplingFields,
     ToolCall,
     Usage,
@@ -236,6 +237,9 @@ async def _metered(
                 status = "200"
                 metrics.prompt_tokens.labels(model).inc(event.prompt_tokens)
                 metrics.generated_tokens.labels(model).inc(event.completion_tokens)
+                if event.cache_queried:
+                    metrics.prefix_cache_queried.labels(model).inc(event.prompt_tokens)
+                    metrics.prefix_cache_hits.labels(model).inc(event.cached_tokens)
                 if event.first_token_s is not None:
                     metrics.ttft.labels(model).observe(event.first_token_s)
                 if event.decode_rate is not None:
@@ -269,6 +273,7 @@ def _usage(outcome: Outcome) -> Usage:
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=outcome.cached_tokens),
     )
 
 

@@ -94,6 +94,10 @@ class ModelInfo(WireModel):
     quantization: str | None = None  # the GGUF file's type, e.g. "Q4_1"; None = not quantized
     engine: EngineName = "transformers"
     progress: LoadProgress | None = None  # while loading, when the neuron can measure it
+    # The in-process engine's prefix cache: its budget (0 = off) and the bytes it holds now,
+    # which `memory_mb` includes.
+    prefix_cache_mb: int = 0
+    prefix_cache_bytes: int = 0
 
 
 class ModelsList(WireModel):
@@ -111,6 +115,8 @@ class LoadRequest(WireModel):
     sampling: dict[str, Any] | None = None
     engine: EngineName | None = None  # None = "transformers"
     command: str | None = None  # the template, for engine = "command"
+    # The model's prefix cache budget (models.toml's prefix_cache_mb); None = the neuron's.
+    prefix_cache_mb: int | None = Field(default=None, ge=0)
 
 
 class UnloadRequest(WireModel):

@@ -40,6 +40,12 @@ EXPECTED = {
         "| least_busy | ",
         "prefix affinity / least busy",
     ],
+    "prefix_cache": [
+        "## prefix cache and chunked prefill",
+        "TTFT of turns 2+ (cache on vs off)",
+        "| whole |",
+        "cache on vs off",
+    ],
 }
 
 

@@ -197,3 +197,28 @@ async def test_non_streaming_client_leaving_cancels_its_generation(
         await asyncio.gather(request, return_exceptions=True)
     await eventually(lambda: entry.admission.in_flight == 0, within_s=1.0)
     await eventually(lambda: getattr(entry.model, "active_sequences", 0) == 0, within_s=1.0)
+
+
+async def test_usage_reports_the_prompt_tokens_taken_from_the_prefix_cache(
+    neuron: InProcessNeuron,
+) -> None:
+    content = "a long shared system prompt for every turn of this agent " * 4
+    first = await neuron.openai().chat.completions.create(
+        **chat_body(content=content), **exact_length(3)
+    )
+    assert first.usage is not None and first.usage.prompt_tokens_details is not None
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+
+    again = await neuron.openai().chat.completions.create(
+        **chat_body(content=content), **exact_length(3)
+    )
+    _, _, streamed = await _stream_text(neuron, **chat_body(content=content), **exact_length(3))
+
+    assert again.usage is not None and again.usage.prompt_tokens_details is not None
+    prompt_tokens = again.usage.prompt_tokens
+    assert again.usage.prompt_tokens_details.cached_tokens == prompt_tokens - 1
+    assert streamed.prompt_tokens_details.cached_tokens == prompt_tokens - 1
+    async with neuron.http() as http:
+        (info,) = (await http.get("/models")).json()["models"]
+    assert info["prefix_cache_mb"] == 512  # neuron.toml's default
+    assert info["prefix_cache_bytes"] > 0

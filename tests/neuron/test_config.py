@@ -63,6 +63,7 @@ def test_defaults_match_design() -> None:
     assert config.neuron.queue_timeout == 30.0
     assert (config.devices.reserve_mb, config.devices.max_memory_mb) == (1024, 0)
     assert config.preload == []
+    assert (config.neuron.prefix_cache_mb, config.neuron.prefill_chunk_tokens) == (512, 512)
 
 
 def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
@@ -83,6 +84,8 @@ def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
         ("[neuron]\nmax_in_flight = 0\n", "max_in_flight"),
         ('[devices]\nmax_memory_mb = "2g"\n', "max_memory_mb"),
         ('[[preload]]\npath = "x"\n', "model"),
+        ("[neuron]\nprefix_cache_mb = -1\n", "prefix_cache_mb"),
+        ("[neuron]\nprefill_chunk_tokens = -1\n", "prefill_chunk_tokens"),
     ],
 )
 def test_bad_values_are_located(tmp_path: Path, snippet: str, key: str) -> None:

@@ -15,9 +15,10 @@ from helexa.neuron.engine import DeviceBudget, LoadedModel, LoadSpec, MemoryBudg
 from helexa.neuron.engine import load as load_model
 from helexa.neuron.engine import worker as worker_module
 from helexa.neuron.engine.batch import keep_rows, merge
+from helexa.neuron.engine.generation import EndOfSequence, Generation
 from helexa.neuron.engine.prefill import prefill
 from helexa.neuron.engine.sampling import RowSampler
-from helexa.neuron.engine.worker import EngineWorker, Sequence
+from helexa.neuron.engine.worker import EngineWorker
 from helexa.testing.tiny_model import with_sliding_window
 
 BUDGET = MemoryBudget((DeviceBudget(0, "cpu", 16_000),))
@@ -32,8 +33,8 @@ def engine(tiny_model_dir: Path) -> Iterator[LoadedModel]:
     loaded.close()
 
 
-def sequence(seq_id: int, prompt: list[int]) -> Sequence:
-    return Sequence(seq_id, prompt, RowSampler.create(GREEDY), asyncio.get_running_loop())
+def sequence(seq_id: int, prompt: list[int]) -> Generation:
+    return Generation(seq_id, prompt, RowSampler.create(GREEDY), asyncio.get_running_loop())
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ async def test_a_sequence_cancelled_before_its_handover_never_reaches_the_thread
 
         tokens = [await kept.outbox.get() for _ in range(4)]
         assert all(isinstance(token, int) for token in tokens)
-        assert isinstance(await kept.outbox.get(), worker_module.EndOfSequence)
+        assert isinstance(await kept.outbox.get(), EndOfSequence)
         assert doomed.outbox.empty()
     finally:
         worker.stop()

@@ -1,4 +1,5 @@
-"""The engine loader: loads in one process run one at a time."""
+"""The engine loader: loads in one process run one at a time; what a load request asks
+for becomes the engine's LoadSpec."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from helexa.neuron.config import NeuronConfig
 from helexa.neuron.engine import loader
-from helexa.neuron.loading import engine_loader
+from helexa.neuron.loading import engine_loader, load_spec
 from helexa.protocol.neuron import LoadRequest
 
 
@@ -45,3 +46,14 @@ async def test_concurrent_loads_run_one_at_a_time(
     finally:
         for model in models:
             model.close()
+
+
+def test_a_load_s_prefix_cache_budget_overrides_the_neuron_s() -> None:
+    config = NeuronConfig.model_validate(
+        {"neuron": {"prefix_cache_mb": 300, "prefill_chunk_tokens": 64}}
+    )
+    default = load_spec(LoadRequest(model="m"), config)
+    chosen = load_spec(LoadRequest(model="m", prefix_cache_mb=0), config)
+
+    assert (default.prefix_cache_mb, default.prefill_chunk_tokens) == (300, 64)
+    assert chosen.prefix_cache_mb == 0

@@ -55,6 +55,41 @@ async def test_metrics_count_the_work_and_pass_promtool(neuron: InProcessNeuron)
     assert value("neuron_queued", model=TINY) == 0
     assert value("neuron_model_state", model=TINY, state="loaded") == 1
     assert value("neuron_model_loads", result="loaded") == 1
+    assert value("neuron_prefix_cache_queried_tokens", model=TINY) == reply.usage.prompt_tokens
+    assert value("neuron_prefix_cache_hit_tokens", model=TINY) == 0
+    assert value("neuron_prefix_cache_bytes", model=TINY) > 0  # the finished turn, kept
+    assert value("neuron_prefix_cache_evictions", model=TINY) == 0
+
+
+async def test_prefix_cache_hits_bytes_and_evictions_are_counted(
+    start_neuron: StartNeuron, tiny_model_dir: Path
+) -> None:
+    # The tiny model's KV is 1 KiB per token: 1 MiB holds one 600-token prompt, not two.
+    live = await start_neuron({"neuron": {"prefix_cache_mb": 1}})
+    await live.load(TINY, tiny_model_dir)
+    long_a, long_b = "alpha beta gamma " * 55, "delta epsilon zeta " * 55
+    usages = []
+    for content in (long_a, long_a, long_b):
+        reply = await live.openai().chat.completions.create(
+            **chat_body(content=content), **exact_length(2), temperature=0
+        )
+        assert reply.usage is not None
+        usages.append(reply.usage)
+    async with live.http() as http:
+        text = (await http.get("/metrics")).text
+        (info,) = (await http.get("/models")).json()["models"]
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    hit = usages[1].prompt_tokens - 1
+    assert usages[1].prompt_tokens_details.cached_tokens == hit
+    assert samples["neuron_prefix_cache_queried_tokens_total"] == sum(
+        u.prompt_tokens for u in usages
+    )
+    assert samples["neuron_prefix_cache_hit_tokens_total"] == hit
+    # The second turn's entry extends (and replaces) the first; the third evicts it.
+    assert samples["neuron_prefix_cache_evictions_total"] == 1
+    assert samples["neuron_prefix_cache_bytes"] == info["prefix_cache_bytes"] > 0
+    assert info["prefix_cache_mb"] == 1
 
 
 async def test_rejections_are_counted(start_neuron: StartNeuron, tiny_model_dir: Path) -> None:

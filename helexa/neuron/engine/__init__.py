@@ -4,7 +4,9 @@
     loader.py    load(): find weights, check the memory budget, load, measure
     gguf.py      .gguf files: header -> architecture, quantization, dequantized size; checks
     loaded.py    LoadedModel: stream() / close(), the async face
-    worker.py    the owner thread: inbox, admission into the batch, delivery
+    worker.py    the owner thread: inbox, admission, chunked prefill, delivery
+    generation.py Generation: one request as the owner thread tracks it; token hand-over
+    prefix_cache.py KV of earlier sequences found again by token prefix (block hashes, LRU)
     batch.py     the left-padded batch KV cache: step, merge, drop rows
     prefill.py   newcomers' prompts in one forward pass, packed or left-padded
     kv.py        GrowingLayer: cache appends in place instead of torch.cat per token

@@ -169,6 +169,13 @@ def _full_mask(batch: DecodeBatch, length: int) -> torch.Tensor:
     return torch.nn.functional.pad(mask, (length - mask.shape[-1], 0), value=False)
 
 
+def row_states(batch: DecodeBatch, row: int, count: int) -> list[torch.Tensor]:
+    """Copies of the last `count` positions of `row` (its own, right-aligned), keys then
+    values of each layer, each (1, H, count, D)."""
+    length = batch.length
+    return [s[row : row + 1, :, length - count :, :].clone() for s in _states(batch.cache)]
+
+
 def _states(cache: DynamicCache) -> list[torch.Tensor]:
     """Keys then values of each layer, in the order `map_states` visits them."""
     states = []

@@ -84,3 +84,15 @@ def _buffer(states: torch.Tensor, capacity: int) -> torch.Tensor:
 def batchable(config: Any) -> bool:
     """Whether every cache layer of `config` is full attention (can be padded and merged)."""
     return all(isinstance(layer, GrowingLayer) for layer in growing_cache(config).layers)
+
+
+def cache_with_states(config: Any, states: list[torch.Tensor], room_for: int) -> DynamicCache:
+    """A growing cache for `config` holding copies of `states` (keys then values of each
+    layer, as `batch.map_states` visits them), with room for `room_for` positions."""
+    cache = growing_cache(config)
+    layers = [layer for layer in cache.layers if isinstance(layer, GrowingLayer)]
+    if len(layers) != len(cache.layers) or 2 * len(layers) != len(states):
+        raise TypeError("cached states need a cache of full-attention layers only")
+    for i, layer in enumerate(layers):
+        layer.set_states(states[2 * i], states[2 * i + 1], room_for=room_for)
+    return cache

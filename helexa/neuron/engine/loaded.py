@@ -11,11 +11,14 @@ from typing import Any
 import torch
 
 from helexa.errors import BadRequest, ContextLengthExceeded
+from helexa.neuron.engine.generation import EndOfSequence, Generation
+from helexa.neuron.engine.prefix_cache import PrefixCache
 from helexa.neuron.engine.sampling import RowSampler
-from helexa.neuron.engine.spec import SamplingParams
-from helexa.neuron.engine.worker import EndOfSequence, EngineWorker, Sequence
+from helexa.neuron.engine.spec import SamplingParams, StreamStats
+from helexa.neuron.engine.worker import DEFAULT_PREFILL_CHUNK_TOKENS, EngineWorker
 
 _seq_ids = itertools.count(1)
+MB = 1024 * 1024
 
 
 class LoadedModel:
@@ -38,6 +41,8 @@ class LoadedModel:
         max_batch_size: int = 32,
         weights_format: str = "safetensors",
         quantization: str | None = None,
+        prefix_cache_mb: int = 0,
+        prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS,
     ) -> None:
         self.model_id = model_id
         self.model = model
@@ -45,7 +50,7 @@ class LoadedModel:
         self.dtype = dtype
         self.devices = devices
         self.device = device
-        self.memory_mb = memory_mb
+        self.weights_mb = memory_mb  # measured at load: weights, buffers, load-time growth
         self.context_length = context_length  # the cap the app enforces on prompt + output
         self.max_positions = max_positions  # the model's limit, enforced here
         self.eos_token_ids = eos_token_ids  # from generation_config / tokenizer, for the caller
@@ -54,8 +59,31 @@ class LoadedModel:
         self.quantization = quantization  # the GGUF file's type (e.g. Q4_1); None = not quantized
         self.vocab_size = int(model.get_input_embeddings().num_embeddings)
         self._worker = EngineWorker(
-            model, device, max_positions, name=model_id, max_batch_size=max_batch_size
+            model,
+            device,
+            max_positions,
+            name=model_id,
+            max_batch_size=max_batch_size,
+            prefix_cache_bytes=prefix_cache_mb * MB,
+            prefill_chunk_tokens=prefill_chunk_tokens,
         )
+        # The budget as configured; 0 when off or when the model cannot use it (sliding window).
+        self.prefix_cache_mb = prefix_cache_mb if self.prefix_cache is not None else 0
+
+    @property
+    def memory_mb(self) -> int:
+        """The footprint: what the load measured plus what the prefix cache holds now."""
+        return self.weights_mb + -(-self.prefix_cache_bytes // MB)
+
+    @property
+    def prefix_cache_bytes(self) -> int:
+        cache = self._worker.prefix_cache
+        return cache.bytes_held if cache is not None else 0
+
+    @property
+    def prefix_cache(self) -> PrefixCache | None:
+        """The model's prefix cache; None when disabled."""
+        return self._worker.prefix_cache
 
     @property
     def active_sequences(self) -> int:
@@ -63,28 +91,30 @@ class LoadedModel:
         return self._worker.active
 
     async def stream(
-        self, prompt_ids: list[int], params: SamplingParams
+        self, prompt_ids: list[int], params: SamplingParams, stats: StreamStats | None = None
     ) -> AsyncGenerator[int, None]:
         """Generated token ids as they are decoded (stop ids end it and are not yielded).
 
         Closing the iterator (`aclosing`, or cancelling the consuming task) drops the
-        sequence at the owner thread's next step. An invalid prompt raises on the first
+        generation at the owner thread's next step. An invalid prompt raises on the first
         iteration, before anything reaches the owner thread.
         """
         check_prompt(prompt_ids, self.vocab_size, self.max_positions)
         if params.max_new_tokens <= 0:
             return
-        sequence = Sequence(
+        generation = Generation(
             seq_id=next(_seq_ids),
             prompt_ids=list(prompt_ids),
             sampler=RowSampler.create(params, prompt_ids),
             loop=asyncio.get_running_loop(),
         )
-        self._worker.submit(sequence)
+        self._worker.submit(generation)
         ended = False
         try:
             while True:
-                item = await sequence.outbox.get()
+                item = await generation.outbox.get()
+                if stats is not None:  # final once anything came: the thread set it before
+                    stats.cached_tokens = generation.cached_tokens
                 if isinstance(item, EndOfSequence):
                     ended = True
                     return
@@ -94,7 +124,7 @@ class LoadedModel:
                 yield item
         finally:
             if not ended:
-                self._worker.cancel(sequence)
+                self._worker.cancel(generation)
 
     def close(self) -> None:
         """Stop the owner thread (failing streams still open) and free the weights."""

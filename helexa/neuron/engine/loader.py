@@ -49,7 +49,7 @@ def load(spec: LoadSpec, budget: MemoryBudget) -> LoadedModel:
     ordinals = placement.cuda_ordinals(devices)  # [] on the CPU
     dtype = resolve_dtype(spec.dtype, devices, ordinals)
     weights = packed.dequantized_bytes(str(dtype)) if packed else weights_bytes(directory)
-    _check_fits(spec, weights, devices)
+    cache_mb = _check_fits(spec, weights, devices)
     source = packed.pretrained_kwargs if packed else {}
     before = _used_bytes(devices)
     model: Any = None
@@ -83,6 +83,8 @@ def load(spec: LoadSpec, budget: MemoryBudget) -> LoadedModel:
             load_seconds=time.monotonic() - started,
             weights_format="gguf" if packed else "safetensors",
             quantization=packed.quantization if packed else None,
+            prefix_cache_mb=cache_mb,
+            prefill_chunk_tokens=spec.prefill_chunk_tokens,
         )
     except Exception as exc:
         model = None
@@ -182,7 +184,10 @@ def _choose_devices(spec: LoadSpec, budget: MemoryBudget) -> tuple[DeviceBudget,
     return devices
 
 
-def _check_fits(spec: LoadSpec, weights: int, devices: tuple[DeviceBudget, ...]) -> None:
+def _check_fits(spec: LoadSpec, weights: int, devices: tuple[DeviceBudget, ...]) -> int:
+    """Raise unless the weights fit; returns the prefix cache budget (MB): as asked, or
+    what the devices have left past the weights (the cache then never grows past the
+    free memory or `max_memory_mb` cap the load saw)."""
     needed_mb = weights * WEIGHTS_OVERHEAD / MB
     free_mb = sum(d.free_mb for d in devices)
     if needed_mb > free_mb:
@@ -190,6 +195,7 @@ def _check_fits(spec: LoadSpec, weights: int, devices: tuple[DeviceBudget, ...])
             f"{spec.model_id}: needs ~{needed_mb:.0f} MB (weights x {WEIGHTS_OVERHEAD}), "
             f"{free_mb} MB free on device(s) {[d.index for d in devices]}"
         )
+    return max(0, min(spec.prefix_cache_mb, int(free_mb - needed_mb)))
 
 
 def _placement(

@@ -48,6 +48,22 @@ def prefill(
     return _prefill_padded(model, prompts, device)
 
 
+def extend(model: Any, batch: DecodeBatch, tokens: list[int], start: int) -> torch.Tensor:
+    """Prefill `tokens` at positions start.. onto a one-row batch whose cache holds
+    positions 0..start-1 (a cached prefix, earlier chunks, or nothing); returns the
+    last position's logits (1, V). No padding: the model's own causal mask over
+    cache plus new tokens is exact."""
+    device = batch.positions.device
+    ids = torch.tensor([tokens], dtype=torch.long, device=device)
+    positions = torch.arange(start, start + len(tokens), device=device)[None, :]
+    out = model(
+        input_ids=ids, position_ids=positions, cache=batch.cache, use_cache=True, logits_to_keep=1
+    )
+    batch.positions = batch.positions + len(tokens)
+    logits: torch.Tensor = out.logits[:, -1, :]
+    return logits
+
+
 def _prefill_padded(
     model: Any, prompts: list[list[int]], device: torch.device
 ) -> tuple[DecodeBatch, torch.Tensor]:

@@ -32,6 +32,13 @@ class SamplingParams:
         return self.temperature <= 0.0
 
 
+@dataclass
+class StreamStats:
+    """What a stream reports besides its tokens, filled in as they arrive."""
+
+    cached_tokens: int = 0  # prompt tokens taken from the prefix cache, not prefilled
+
+
 @dataclass(frozen=True)
 class LoadSpec:
     """One model to load: a local directory (`path`) or a Hugging Face repo id (`model_id`)."""
@@ -44,6 +51,8 @@ class LoadSpec:
     cache_dir: Path | None = None
     offline: bool = False
     context_length: int | None = None  # cap; None = the model's own maximum
+    prefix_cache_mb: int = 0  # the prefix cache's budget; 0 = off
+    prefill_chunk_tokens: int = 512  # prompt tokens prefilled per iteration; 0 = whole prompts
 
     @property
     def source(self) -> str:

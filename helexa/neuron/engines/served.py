@@ -73,7 +73,7 @@ class ServedModel:
     def on_unexpected_exit(self, callback: Callable[[str], None]) -> None:
         self.process.on_unexpected_exit(callback)
 
-    def stream(self, prompt_ids: list[int], params: Any) -> AsyncIterator[int]:
+    def stream(self, prompt_ids: list[int], params: Any, stats: Any = None) -> AsyncIterator[int]:
         raise NotImplementedError("requests to a server engine are relayed, not streamed")
 
     def close(self) -> None:
