@@ -54,6 +54,9 @@ class ModelSpec(StrictModel):
     priority: int = 0
     keep_alive: Duration | None = None  # None = [eviction] keep_alive
     context_length: int | None = Field(default=None, ge=1)
+    # The neuron's prefix cache for this model, in MB (0 = off); None = the neuron's
+    # [neuron] prefix_cache_mb. The neuron clamps it to the memory left past the weights.
+    prefix_cache_mb: int | None = Field(default=None, ge=0)
     aliases: list[str] = Field(default_factory=list)
     sampling: Sampling = Sampling()
     engine: EngineName = "transformers"
@@ -86,6 +89,7 @@ class ModelSpec(StrictModel):
             dtype=self.dtype,
             devices=self.devices,
             context_length=self.context_length,
+            prefix_cache_mb=self.prefix_cache_mb,
             sampling=sampling or None,
             engine=None if self.engine == "transformers" else self.engine,
             command=self.command,

@@ -16,6 +16,7 @@ from pydantic import Field
 from helexa.config.base import StrictModel
 from helexa.config.durations import Duration
 from helexa.config.fields import ListenAddress, RelativePath
+from helexa.config.loader import load_toml
 
 DEFAULT_LISTEN = "0.0.0.0:13131"
 
@@ -101,7 +102,5 @@ def load_neuron_config(path: Path | None) -> NeuronConfig:
     """Read neuron.toml strictly; None gives the defaults."""
     if path is None:
         return NeuronConfig()
-    from helexa.config.loader import load_toml
-
     config: NeuronConfig = load_toml(path, NeuronConfig)
     return config

@@ -102,6 +102,17 @@ def test_load_request_carries_what_the_neuron_needs(write_toml: WriteToml) -> No
     request = spec.load_request()
     assert request.model == "small" and request.path == str(spec.path)
     assert request.sampling == {"temperature": 0.2, "max_tokens": 64}
+    assert request.prefix_cache_mb is None  # the neuron's own budget
+
+
+def test_a_models_prefix_cache_budget_reaches_its_load(write_toml: WriteToml) -> None:
+    path = write_toml("models.toml", '[[models]]\nid = "m"\nprefix_cache_mb = 0\n')
+    spec = load_toml(path, ModelsConfig).get("m")
+    assert spec is not None and spec.load_request().prefix_cache_mb == 0
+    with pytest.raises(ConfigErrors, match="prefix_cache_mb"):
+        load_toml(
+            write_toml("models.toml", '[[models]]\nid = "m"\nprefix_cache_mb = -1\n'), ModelsConfig
+        )
 
 
 def test_alias_may_target_a_model_of_an_openai_neuron(write_toml: WriteToml) -> None:

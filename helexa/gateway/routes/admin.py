@@ -52,7 +52,7 @@ def fleet_json(gw: Gateway) -> dict[str, Any]:
                     {
                         "neuron": loc.neuron,
                         "state": loc.state,
-                        "in_flight": loc.in_flight,
+                        "in_flight": loc.active,  # as polled, plus this gateway's since
                         "queued": loc.queued,
                         "memory_mb": loc.memory_mb,
                         "engine": loc.engine,
