@@ -249,19 +249,24 @@ def _cuda_problem(gpus: list[Device]) -> str | None:
     torch = sys.modules.get("torch")
     if torch is None or not gpus:
         return None
-    # Read off the loaded torch module (importing engine.placement here would import the
-    # engine package, which imports this module).
-    count = len(gpus)
+    return cuda_problem(torch, len(gpus))
+
+
+def cuda_problem(torch: Any, nvml_gpus: int) -> str | None:
+    """Why `torch` (the loaded module) cannot use the `nvml_gpus` GPUs NVML shows to
+    CUDA, or None."""
     if not torch.cuda.is_available():
         if torch.version.cuda is None:
-            return f"NVML shows {count} GPU(s) but torch {torch.__version__} is built without CUDA"
+            return (
+                f"NVML shows {nvml_gpus} GPU(s) but torch {torch.__version__} is built without CUDA"
+            )
         return (
-            f"NVML shows {count} GPU(s) but torch cannot initialise CUDA "
+            f"NVML shows {nvml_gpus} GPU(s) but torch cannot initialise CUDA "
             f"{torch.version.cuda} (driver too old, or /dev/nvidia-uvm unavailable)"
         )
     seen = torch.cuda.device_count()
-    if seen != count:
-        return f"NVML shows {count} GPU(s) to CUDA, torch sees {seen}"
+    if seen != nvml_gpus:
+        return f"NVML shows {nvml_gpus} GPU(s) to CUDA, torch sees {seen}"
     return None
 
 

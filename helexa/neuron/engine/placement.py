@@ -22,27 +22,10 @@ from typing import Any
 import torch
 
 from helexa.errors import InsufficientMemory, LoadFailed
-from helexa.neuron.hardware import DeviceBudget, normalized_uuid
+from helexa.neuron.hardware import DeviceBudget, cuda_problem, normalized_uuid
 from helexa.protocol.neuron import Device
 
 MB = 1024 * 1024
-
-
-def cuda_problem(nvml_gpus: int) -> str | None:
-    """Why torch cannot use the `nvml_gpus` GPUs NVML shows to CUDA, or None."""
-    if not torch.cuda.is_available():
-        if torch.version.cuda is None:
-            return (
-                f"NVML shows {nvml_gpus} GPU(s) but torch {torch.__version__} is built without CUDA"
-            )
-        return (
-            f"NVML shows {nvml_gpus} GPU(s) but torch cannot initialise CUDA "
-            f"{torch.version.cuda} (driver too old, or /dev/nvidia-uvm unavailable)"
-        )
-    count = torch.cuda.device_count()
-    if count != nvml_gpus:
-        return f"NVML shows {nvml_gpus} GPU(s) to CUDA, torch sees {count}"
-    return None
 
 
 def torch_uuids() -> list[str]:
@@ -74,7 +57,7 @@ def cuda_ordinals(devices: Sequence[DeviceBudget]) -> list[int]:
     if not devices or devices[0].kind != "cuda":
         return []
     if not torch.cuda.is_available():
-        raise LoadFailed(cuda_problem(len(devices)) or "torch cannot use CUDA")
+        raise LoadFailed(cuda_problem(torch, len(devices)) or "torch cannot use CUDA")
     return ordinals_by_uuid(devices, torch_uuids())
 
 
