@@ -178,17 +178,29 @@ def load_bound(loads: Mapping[str, int], slack: float) -> float:
     return (1 + slack) * (sum(loads.values()) + 1) / len(loads)
 
 
-def choose(key: AffinityKey, loads: Mapping[str, int], slack: float) -> AffinityChoice:
+def choose(
+    key: AffinityKey,
+    loads: Mapping[str, int],
+    slack: float,
+    capacity: Mapping[str, int] | None = None,
+) -> AffinityChoice:
     """Walk the ring from `key` to the first replica within the load bound.
 
     `loads` maps each replica to its requests in flight and queued. Some replica
     is always within the bound (the least loaded is at most the mean), so the
-    walk ends; the first one passed over is named in the reason."""
+    walk ends; the first one passed over is named in the reason.
+
+    `capacity` (each replica's request slots, the neuron's max_in_flight): a
+    replica with a free slot takes the request even over the bound. A
+    continuous-batching neuron adds one more row to its batch at little cost,
+    while sending the turn elsewhere costs a prefill of the conversation's whole
+    prefix there; the bound only decides once the home replica would queue."""
     bound = load_bound(loads, slack)
     order = ring_order(key.point, list(loads))
     home = order[0]
+    slots = capacity or {}
     for name in order:
-        if loads[name] <= bound:
+        if loads[name] <= bound or loads[name] < slots.get(name, 0):
             if name == home:
                 return AffinityChoice(name, f"{key.describe()} → {name}")
             return AffinityChoice(

@@ -190,7 +190,8 @@ def choose_replica_explained(
             why = "routing = least_busy" + (f"; {key.kind} key={key.digest[:8]}" if key else "")
         return ReplicaChoice(copies, f"least busy {copies[0].neuron} ({why})")
     loads = {loc.neuron: loc.active + loc.queued for loc in copies}
-    choice = choose(key, loads, policy.slack)
+    slots = {loc.neuron: loc.max_in_flight for loc in copies}
+    choice = choose(key, loads, policy.slack, slots)
     first = next(loc for loc in copies if loc.neuron == choice.target)
     return ReplicaChoice([first, *(loc for loc in copies if loc is not first)], choice.reason)
 

@@ -65,6 +65,9 @@ def test_choose_keeps_the_home_replica_within_the_bound() -> None:
     assert over.reason.endswith(f"{first} over load bound (2 > 1.875) → next on ring {second}")
     # A larger slack lets the home replica carry more before it sheds.
     assert choose(key, {first: 2, second: 0}, 1.0).target == first
+    # So does a free slot on it; a full one sheds again.
+    assert choose(key, {first: 2, second: 0}, 0.25, {first: 3, second: 3}).target == first
+    assert choose(key, {first: 3, second: 0}, 0.25, {first: 3, second: 3}).target == second
 
 
 def test_load_bound_is_honoured_under_a_stream_of_one_hot_key() -> None:

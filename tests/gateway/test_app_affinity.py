@@ -153,20 +153,20 @@ async def test_a_replica_over_the_load_bound_sheds_to_the_other(
     conversation = messages(question, 1)
     target = home(chat_prefix_key(TINY, conversation))
     other = next(name for name in REPLICAS if name != target)
-    # Two long streams of the same conversation run on its home replica...
+    # Four long streams of the same conversation fill its home replica's 4 slots...
     streams = []
-    for _ in range(2):
+    for _ in range(4):
         stream = await client.chat.completions.create(
             model=TINY, messages=conversation, stream=True, **exact_length(3000)
         )
         await anext(aiter(stream))  # its first chunk: the gateway counts it in flight
         streams.append(stream)
         assert last_route(two_replicas)[0] == target
-    # ... so a third turn finds it over 1.25 x (2 + 0 + 1) / 2 = 1.875 and goes elsewhere.
+    # ... so a fifth turn finds it full and over 1.25 x (4 + 0 + 1) / 2 = 3.125: elsewhere.
     await client.chat.completions.create(model=TINY, messages=conversation, max_tokens=2)
     neuron, reason = last_route(two_replicas)
     assert neuron == other
-    assert reason.endswith(f"{target} over load bound (2 > 1.875) → next on ring {other}")
+    assert reason.endswith(f"{target} over load bound (4 > 3.125) → next on ring {other}")
     for stream in streams:
         await stream.close()
     # Shed load drains: the conversation goes home again.

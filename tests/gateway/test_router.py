@@ -128,16 +128,30 @@ def test_choose_replica_over_the_load_bound_walks_on() -> None:
     key = hint.affinity
     assert key is not None
     home, second = ring_order(key.point, ["a", "b"])
+    fleet = fleet_of(**{home: [model("m", in_flight=4)], second: [model("m")]})
+
+    choice = choose_replica_explained("m", fleet, hint)
+
+    # bound = 1.25 * (4 + 0 + 1) / 2 = 3.125, and all 4 of the home's slots are taken
+    assert [loc.neuron for loc in choice.candidates] == [second, home]
+    assert choice.reason == (
+        f"session affinity key={key.digest[:8]}: {home} over load bound (4 > 3.125)"
+        f" → next on ring {second}"
+    )
+
+
+def test_choose_replica_keeps_a_home_with_a_free_slot_over_the_bound() -> None:
+    hint = RoutingHint(session_key="conversation-7")
+    key = hint.affinity
+    assert key is not None
+    home, second = ring_order(key.point, ["a", "b"])
+    # 3 > the bound 2.5, but the home has 4 slots: one more row beats a prefill elsewhere
     fleet = fleet_of(**{home: [model("m", in_flight=3)], second: [model("m")]})
 
     choice = choose_replica_explained("m", fleet, hint)
 
-    # bound = 1.25 * (3 + 0 + 1) / 2 = 2.5
-    assert [loc.neuron for loc in choice.candidates] == [second, home]
-    assert choice.reason == (
-        f"session affinity key={key.digest[:8]}: {home} over load bound (3 > 2.5)"
-        f" → next on ring {second}"
-    )
+    assert [loc.neuron for loc in choice.candidates] == [home, second]
+    assert choice.reason == f"session affinity key={key.digest[:8]} → {home}"
 
 
 def test_choose_replica_without_a_key_is_least_busy_and_says_so() -> None:
