@@ -8,6 +8,7 @@ from helexa.neuron.engine.chunk_size import (
     CHUNK_BUDGET,
     CHUNK_CAP,
     CHUNK_FLOOR,
+    STEP_WINDOW,
     ChunkTimer,
     chunk_tokens,
 )
@@ -55,10 +56,30 @@ def test_the_timer_averages_steps_and_seconds_per_token() -> None:
     timer.record_chunk(0.016, 16)  # 1 ms per token
     assert (timer.step_seconds, timer.token_seconds) == (0.040, 0.001)
     assert timer.tokens(running=True) == int(CHUNK_BUDGET * 40)
-    timer.record_step(0.140)  # one slow step moves the average a fifth of the way
-    assert timer.step_seconds == pytest.approx(0.060)
+    timer.record_chunk(0.032, 16)  # seconds per token: halfway to the newest
+    assert timer.token_seconds == pytest.approx(0.0015)
     timer.record_chunk(0.0, 0)  # an empty chunk says nothing
-    assert timer.token_seconds == 0.001
+    assert timer.token_seconds == pytest.approx(0.0015)
+
+
+def test_one_stalled_step_does_not_inflate_the_chunks() -> None:
+    timer = ChunkTimer()
+    for _ in range(STEP_WINDOW):
+        timer.record_step(0.001)
+    timer.record_chunk(0.0016, 16)
+    before = timer.tokens(running=True)
+    timer.record_step(0.168)  # the OS or the garbage collector stalled one step
+    assert timer.step_seconds == 0.001
+    assert timer.tokens(running=True) == before
+
+
+def test_the_step_cost_follows_a_lasting_change() -> None:
+    timer = ChunkTimer()
+    for _ in range(STEP_WINDOW):
+        timer.record_step(0.010)
+    for _ in range(STEP_WINDOW // 2 + 1):  # the batch grew: steps cost more from now on
+        timer.record_step(0.030)
+    assert timer.step_seconds == 0.030
 
 
 def test_re_measuring_each_chunk_converges_on_a_chunk_that_costs_the_budget() -> None:

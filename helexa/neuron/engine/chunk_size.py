@@ -6,8 +6,12 @@ chunk so that it costs about CHUNK_BUDGET decode steps keeps that gap under
 (1 + CHUNK_BUDGET) steps on any hardware: a fast GPU gets chunks of hundreds
 of tokens, a 2-core CPU a few dozen.
 
-The owner thread measures both costs as it goes, exponentially weighted: the
-duration of a decode step, and the seconds per token of each prefill chunk.
+The owner thread measures both costs as it goes: the duration of a decode
+step (the median of the last STEP_WINDOW steps: one step stalled by the OS or
+the garbage collector, measured at 168 ms among 1 ms steps on a 2-core CPU,
+would otherwise inflate a moving average, and with it the next chunks, for
+dozens of steps), and the seconds per token of each prefill chunk
+(exponentially weighted: an outlier there only makes the next chunks smaller).
 A chunk's cost is about a + b x tokens (a fixed per-pass overhead, then each
 token's share, which grows with the prefix the chunk attends to). Sizing the
 next chunk as budget / (last seconds per token) converges on a chunk that
@@ -22,12 +26,14 @@ token is not spent on chunk overheads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
 
 CHUNK_BUDGET = 0.8  # a chunk costs about this many decode steps (gap ~ 1.8x steady)
 CHUNK_FLOOR = 16  # tokens: a long prompt always advances, however slow a chunk is
 CHUNK_CAP = 2048  # tokens: bounds a chunk's attention scratch memory
-STEP_WEIGHT = 0.2  # of the newest decode step in its moving average
+STEP_WINDOW = 15  # decode steps whose median is the step's cost
 TOKEN_WEIGHT = 0.5  # of the newest chunk's seconds per token: the prefix grows, follow it
 
 
@@ -55,11 +61,16 @@ def chunk_tokens(
 class ChunkTimer:
     """Moving averages of the owner thread's measured costs; touched by that thread only."""
 
-    step_seconds: float | None = None  # one decode step of the running batch
     token_seconds: float | None = None  # one prompt token of a prefill chunk
+    _steps: deque[float] = field(default_factory=lambda: deque(maxlen=STEP_WINDOW))
+
+    @property
+    def step_seconds(self) -> float | None:
+        """One decode step of the running batch: the median of the last few."""
+        return statistics.median(self._steps) if self._steps else None
 
     def record_step(self, seconds: float) -> None:
-        self.step_seconds = _average(self.step_seconds, seconds, STEP_WEIGHT)
+        self._steps.append(seconds)
 
     def record_chunk(self, seconds: float, tokens: int) -> None:
         if tokens > 0:
