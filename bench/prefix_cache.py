@@ -268,14 +268,20 @@ async def _arrival(engine: LoadedModel, long_tokens: int) -> Arrival:
     vocab = engine.vocab_size
     params = SamplingParams(max_new_tokens=100_000, temperature=0)
     stamps: list[list[float]] = [[] for _ in range(4)]
-    steady = asyncio.Event()
+    steady, after = asyncio.Event(), asyncio.Event()
+    first = float("inf")  # when the long prompt's first token came
 
     async def decode(row: int) -> None:
         prompt = [rng.randrange(3, vocab) for _ in range(40 + 10 * row)]
         async for _ in engine.stream(prompt, params):
-            stamps[row].append(time.perf_counter())
+            now = time.perf_counter()
+            stamps[row].append(now)
             if all(len(s) >= 40 for s in stamps):
                 steady.set()
+            # Two tokens of every stream after it: the gap spanning the prefill is complete.
+            if all(len(s) >= 2 and s[-2] > first for s in stamps):
+                after.set()
+        after.set()  # ended (the model's context is full): wait for no more
 
     streams = [asyncio.create_task(decode(row)) for row in range(4)]
     await steady.wait()
@@ -284,9 +290,9 @@ async def _arrival(engine: LoadedModel, long_tokens: int) -> Arrival:
     one = SamplingParams(max_new_tokens=1, temperature=0)
     async for _ in engine.stream(long_prompt, one):
         first = time.perf_counter()
+    await after.wait()
     timer = engine._worker.timer  # what "auto" settled on (bench only: not an API)
     chunk = timer.tokens(running=True) if engine._worker._auto else None
-    await asyncio.sleep(0.5)  # a few gaps after it too
     for task in streams:
         task.cancel()
     await asyncio.gather(*streams, return_exceptions=True)
