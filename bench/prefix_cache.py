@@ -12,8 +12,10 @@ neuron each, run one after the other). Target: <= 0.1x on the real model.
 Row 2, chunked prefill: 4 streams decode while a `LONG_TOKENS` prompt
 arrives, in-process (LoadedModel): the p99 of the 4 streams' inter-token gaps
 that overlap the long prompt's prefill, against their steady-state p99 before
-it arrived, with `prefill_chunk_tokens` = CHUNK vs 0 (whole). Target: chunked
-<= 2x steady state.
+it arrived, with `prefill_chunk_tokens` = "auto" (chunks sized by measured
+time, the default) vs a fixed CHUNK vs 0 (whole), one after the other. Target:
+chunked <= 2x steady state. Row 2 alone: `python -m bench.prefix_cache --row 2`
+(prints its table; `--quick` for the tiny model only).
 
 Row 4, nothing shared: rounds of 8 concurrent requests with unique random
 prompts, cache on vs off (in-process, alternating), generated tokens per
@@ -22,6 +24,7 @@ second. Target: on >= 0.95x off.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import os
@@ -39,14 +42,14 @@ import openai
 from bench.neuron import model_dir
 from bench.procs import python_module, spawn, stop, wait_http
 from helexa.neuron.engine import LoadedModel, LoadSpec, SamplingParams, load
+from helexa.neuron.engine.spec import PrefillChunk
 from helexa.neuron.hardware import discover, memory_budget
 from helexa.testing.neuron_proc import NeuronProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 GGUF = REPO / ".cache" / "models" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_MB = 2048  # room for every conversation's history (SmolLM2 in float32: 46 KB/token)
-CHUNK = 512
-SMALL_CHUNK = 32  # about one decode step's cost on a CPU: the latency end of the trade
+CHUNK = 512  # the fixed size before "auto" became the default
 TARGET_REPLAY = 0.1
 TARGET_ITL = 2.0
 TARGET_UNIQUE = 0.95
@@ -87,6 +90,7 @@ class Arrival:
     steady_p99: float
     arrival_p99: float
     long_ttft: float
+    chunk: str  # the chunk size at the end of the long prompt's prefill
 
 
 def subjects(quick: bool) -> list[Subject]:
@@ -231,7 +235,7 @@ async def _turn(
 # --- row 2: streams decoding while a long prompt arrives -----------------------------------
 
 
-def _engine(subject: Subject, cache_mb: int, chunk: int) -> LoadedModel:
+def _engine(subject: Subject, cache_mb: int, chunk: PrefillChunk) -> LoadedModel:
     budget = memory_budget(discover().devices, reserve_mb=0)
     spec = LoadSpec(
         "bench",
@@ -245,11 +249,12 @@ def _engine(subject: Subject, cache_mb: int, chunk: int) -> LoadedModel:
 
 def arrival_pair(subject: Subject) -> dict[str, Arrival]:
     results = {}
-    for label, chunk in (
-        (f"chunked ({CHUNK}, the default)", CHUNK),
-        (f"chunked ({SMALL_CHUNK})", SMALL_CHUNK),
+    chunks: tuple[tuple[str, PrefillChunk], ...] = (
+        ("auto (the default)", "auto"),
+        (f"fixed {CHUNK}", CHUNK),
         ("whole", 0),
-    ):
+    )
+    for label, chunk in chunks:
         engine = _engine(subject, 0, chunk)
         try:
             results[label] = asyncio.run(_arrival(engine, subject.sizes.long_tokens))
@@ -263,14 +268,20 @@ async def _arrival(engine: LoadedModel, long_tokens: int) -> Arrival:
     vocab = engine.vocab_size
     params = SamplingParams(max_new_tokens=100_000, temperature=0)
     stamps: list[list[float]] = [[] for _ in range(4)]
-    steady = asyncio.Event()
+    steady, after = asyncio.Event(), asyncio.Event()
+    first = float("inf")  # when the long prompt's first token came
 
     async def decode(row: int) -> None:
         prompt = [rng.randrange(3, vocab) for _ in range(40 + 10 * row)]
         async for _ in engine.stream(prompt, params):
-            stamps[row].append(time.perf_counter())
+            now = time.perf_counter()
+            stamps[row].append(now)
             if all(len(s) >= 40 for s in stamps):
                 steady.set()
+            # Two tokens of every stream after it: the gap spanning the prefill is complete.
+            if all(len(s) >= 2 and s[-2] > first for s in stamps):
+                after.set()
+        after.set()  # ended (the model's context is full): wait for no more
 
     streams = [asyncio.create_task(decode(row)) for row in range(4)]
     await steady.wait()
@@ -279,7 +290,9 @@ async def _arrival(engine: LoadedModel, long_tokens: int) -> Arrival:
     one = SamplingParams(max_new_tokens=1, temperature=0)
     async for _ in engine.stream(long_prompt, one):
         first = time.perf_counter()
-    await asyncio.sleep(0.5)  # a few gaps after it too
+    await after.wait()
+    timer = engine._worker.timer  # what "auto" settled on (bench only: not an API)
+    chunk = timer.tokens(running=True) if engine._worker._auto else None
     for task in streams:
         task.cancel()
     await asyncio.gather(*streams, return_exceptions=True)
@@ -289,7 +302,10 @@ async def _arrival(engine: LoadedModel, long_tokens: int) -> Arrival:
 
     before = gaps(lambda a, b: b <= arrived)[-120:]
     during = gaps(lambda a, b: b > arrived and a < first)
-    return Arrival(_p99(before), _p99(during), first - arrived)
+    settled = "-"
+    if chunk is not None and timer.step_seconds is not None:
+        settled = f"{chunk} tokens (step {timer.step_seconds * 1000:.0f} ms)"
+    return Arrival(_p99(before), _p99(during), first - arrived, settled)
 
 
 def _p99(values: list[float]) -> float:
@@ -301,8 +317,8 @@ def _p99(values: list[float]) -> float:
 
 
 async def unique_pair(subject: Subject) -> tuple[float, float]:
-    on = await asyncio.to_thread(_engine, subject, CACHE_MB, CHUNK)
-    off = await asyncio.to_thread(_engine, subject, 0, CHUNK)
+    on = await asyncio.to_thread(_engine, subject, CACHE_MB, "auto")
+    off = await asyncio.to_thread(_engine, subject, 0, "auto")
     rates: dict[str, list[float]] = {"on": [], "off": []}
     rng = random.Random(5)
     try:
@@ -362,23 +378,7 @@ def render(
             f"{statistics.median(on.cached):.0f} (off: {statistics.median(off.cached):.0f}) | "
             f"{_verdict(ratio <= TARGET_REPLAY)} |"
         )
-    lines += [
-        "",
-        "### 2. inter-token latency of 4 running streams while a long prompt arrives",
-        "",
-        "| model | long prompt | prefill | steady p99 | p99 while it arrives | ratio | "
-        "long prompt TTFT | target <= 2x |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for subject, _, _, arrivals, _ in rows:
-        for label, a in arrivals.items():
-            ratio = a.arrival_p99 / a.steady_p99 if a.steady_p99 else float("inf")
-            verdict = _verdict(ratio <= TARGET_ITL) if label != "whole" else "(reference)"
-            lines.append(
-                f"| {subject.name} | {subject.sizes.long_tokens} tokens | {label} | "
-                f"{a.steady_p99 * 1000:.0f} ms | {a.arrival_p99 * 1000:.0f} ms | {ratio:.1f}x | "
-                f"{a.long_ttft:.2f} s | {verdict} |"
-            )
+    lines += ["", *arrival_table([(subject, arrivals) for subject, _, _, arrivals, _ in rows])]
     lines += [
         "",
         "### 4. unique prompts (nothing shared): generated tokens/s, cache on vs off",
@@ -396,3 +396,38 @@ def render(
     lines.append(f"Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}.")
     lines.append("")
     return "\n".join(lines)
+
+
+def arrival_table(rows: list[tuple[Subject, dict[str, Arrival]]]) -> list[str]:
+    lines = [
+        "### 2. inter-token latency of 4 running streams while a long prompt arrives",
+        "",
+        "| model | long prompt | prefill | steady p99 | p99 while it arrives | ratio | "
+        "long prompt TTFT | auto's chunk at the end | target <= 2x |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for subject, arrivals in rows:
+        for label, a in arrivals.items():
+            ratio = a.arrival_p99 / a.steady_p99 if a.steady_p99 else float("inf")
+            verdict = _verdict(ratio <= TARGET_ITL) if label != "whole" else "(reference)"
+            lines.append(
+                f"| {subject.name} | {subject.sizes.long_tokens} tokens | {label} | "
+                f"{a.steady_p99 * 1000:.0f} ms | {a.arrival_p99 * 1000:.0f} ms | {ratio:.1f}x | "
+                f"{a.long_ttft:.2f} s | {a.chunk} | {verdict} |"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.prefix_cache", description=__doc__)
+    parser.add_argument("--row", choices=["2"], required=True, help="run this row alone")
+    parser.add_argument("--quick", action="store_true", help="the tiny model only")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    rows = [(subject, arrival_pair(subject)) for subject in subjects(args.quick)]
+    print("\n".join(arrival_table(rows)))
+    print(f"\nLoad average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -45,7 +45,8 @@ class NeuronSection(StrictModel):
     max_connections: int = Field(default=1024, ge=1)  # past it, 503
     # The in-process engine (docs/neuron.md "Prefix cache and chunked prefill").
     prefix_cache_mb: int = Field(default=512, ge=0)  # per model, unless its load says; 0 = off
-    prefill_chunk_tokens: int = Field(default=512, ge=0)  # per iteration; 0 = whole prompts
+    # Per iteration: "auto" (a chunk costs about one decode step), a count, 0 = whole prompts.
+    prefill_chunk_tokens: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
 
 
 class DevicesSection(StrictModel):

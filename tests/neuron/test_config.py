@@ -63,7 +63,16 @@ def test_defaults_match_design() -> None:
     assert config.neuron.queue_timeout == 30.0
     assert (config.devices.reserve_mb, config.devices.max_memory_mb) == (1024, 0)
     assert config.preload == []
-    assert (config.neuron.prefix_cache_mb, config.neuron.prefill_chunk_tokens) == (512, 512)
+    assert (config.neuron.prefix_cache_mb, config.neuron.prefill_chunk_tokens) == (512, "auto")
+
+
+@pytest.mark.parametrize(("value", "expected"), [('"auto"', "auto"), ("96", 96), ("0", 0)])
+def test_prefill_chunk_tokens_is_auto_or_a_count(
+    tmp_path: Path, value: str, expected: int | str
+) -> None:
+    path = tmp_path / "neuron.toml"
+    path.write_text(f"[neuron]\nprefill_chunk_tokens = {value}\n")
+    assert load_neuron_config(path).neuron.prefill_chunk_tokens == expected
 
 
 def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
@@ -86,6 +95,8 @@ def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
         ('[[preload]]\npath = "x"\n', "model"),
         ("[neuron]\nprefix_cache_mb = -1\n", "prefix_cache_mb"),
         ("[neuron]\nprefill_chunk_tokens = -1\n", "prefill_chunk_tokens"),
+        ('[neuron]\nprefill_chunk_tokens = "fast"\n', "prefill_chunk_tokens"),
+        ('[neuron]\nprefill_chunk_tokens = "512"\n', "prefill_chunk_tokens"),
     ],
 )
 def test_bad_values_are_located(tmp_path: Path, snippet: str, key: str) -> None:

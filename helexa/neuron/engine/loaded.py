@@ -14,7 +14,7 @@ from helexa.errors import BadRequest, ContextLengthExceeded
 from helexa.neuron.engine.generation import EndOfSequence, Generation
 from helexa.neuron.engine.prefix_cache import PrefixCache
 from helexa.neuron.engine.sampling import RowSampler
-from helexa.neuron.engine.spec import SamplingParams, StreamStats
+from helexa.neuron.engine.spec import PrefillChunk, SamplingParams, StreamStats
 from helexa.neuron.engine.worker import DEFAULT_PREFILL_CHUNK_TOKENS, EngineWorker
 
 _seq_ids = itertools.count(1)
@@ -42,7 +42,7 @@ class LoadedModel:
         weights_format: str = "safetensors",
         quantization: str | None = None,
         prefix_cache_mb: int = 0,
-        prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS,
+        prefill_chunk_tokens: PrefillChunk = DEFAULT_PREFILL_CHUNK_TOKENS,
     ) -> None:
         self.model_id = model_id
         self.model = model

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from helexa.neuron.engine.constraint import Grammar
 
 DtypeName = Literal["auto", "bfloat16", "float16", "float32"]
+# Prompt tokens prefilled per engine iteration while streams run: a count (0 = whole
+# prompts) or "auto", sized so a chunk costs about one decode step (chunk_size.py).
+PrefillChunk = int | Literal["auto"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class LoadSpec:
     offline: bool = False
     context_length: int | None = None  # cap; None = the model's own maximum
     prefix_cache_mb: int = 0  # the prefix cache's budget; 0 = off
-    prefill_chunk_tokens: int = 512  # prompt tokens prefilled per iteration; 0 = whole prompts
+    prefill_chunk_tokens: PrefillChunk = "auto"
 
     @property
     def source(self) -> str:

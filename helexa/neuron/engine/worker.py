@@ -12,12 +12,14 @@ whole batch.
 A newcomer goes one of two ways. A short prompt with nothing cached is
 prefilled with the other such newcomers as one small batch (prefill.py).
 A prompt that starts with a cached prefix (prefix_cache.py), or that is
-longer than `prefill_chunk_tokens`, gets its own one-row cache (a copy of the
+longer than this iteration's chunk, gets its own one-row cache (a copy of the
 cached prefix, or empty) and the rest of its prompt is prefilled onto it in
-chunks (prefill.extend), at most `prefill_chunk_tokens` prompt tokens per
-iteration in all, between the decode steps of the running batch: a long
-prompt no longer stalls every running stream for its whole prefill. With
-`prefill_chunk_tokens` = 0 the rest goes in one pass. When the last chunk is
+chunks (prefill.extend), at most one chunk of prompt tokens per iteration in
+all, between the decode steps of the running batch: a long prompt no longer
+stalls every running stream for its whole prefill. The chunk is
+`prefill_chunk_tokens`: "auto" sizes it by measured time so it costs about one
+decode step (chunk_size.py; no limit while nothing runs), a count fixes it, 0
+puts the rest in one pass. One pass is at most PREFILL_MAX_TOKENS. When the last chunk is
 in, its token is sampled and the row joins the batch. The KV of a prompt
 goes into the prefix cache when it joins the batch (requests arriving while
 it runs find it), that of a finished generation (prompt and the generated
@@ -50,6 +52,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import torch
@@ -62,6 +65,7 @@ from helexa.neuron.engine.batch import (
     merge,
     row_states,
 )
+from helexa.neuron.engine.chunk_size import ChunkTimer
 from helexa.neuron.engine.constraint import advance, mask_logits
 from helexa.neuron.engine.generation import END, Delivery, Generation, Posts, post
 from helexa.neuron.engine.kv import batchable, cache_with_states, growing_cache
@@ -69,11 +73,12 @@ from helexa.neuron.engine.oom import free_cached_memory, is_out_of_memory
 from helexa.neuron.engine.prefill import extend, prefill
 from helexa.neuron.engine.prefix_cache import BLOCK_TOKENS, PrefixCache
 from helexa.neuron.engine.sampling import next_tokens
+from helexa.neuron.engine.spec import PrefillChunk
 
 log = logging.getLogger("helexa.neuron.engine")
 
 PREFILL_MAX_TOKENS = 16384  # prompt tokens prefilled in one batched pass (the first always goes)
-DEFAULT_PREFILL_CHUNK_TOKENS = 512
+DEFAULT_PREFILL_CHUNK_TOKENS: PrefillChunk = "auto"
 CHUNK_SPARE = 64  # positions of room a one-row cache gets past its prompt
 
 
@@ -101,7 +106,7 @@ class EngineWorker:
         name: str,
         max_batch_size: int = 32,
         prefix_cache_bytes: int = 0,
-        prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS,
+        prefill_chunk_tokens: PrefillChunk = DEFAULT_PREFILL_CHUNK_TOKENS,
     ) -> None:
         self._model = model
         self._device = device
@@ -113,7 +118,11 @@ class EngineWorker:
         self.prefix_cache = (
             PrefixCache(prefix_cache_bytes) if plain and prefix_cache_bytes else None
         )
-        self._chunk_tokens = prefill_chunk_tokens if plain else 0
+        # "auto": sized per iteration from measured costs (timer); else a fixed count.
+        self._auto = plain and prefill_chunk_tokens == "auto"
+        fixed = prefill_chunk_tokens if isinstance(prefill_chunk_tokens, int) else 0
+        self._chunk_tokens = fixed if plain else 0
+        self.timer = ChunkTimer()
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._running: list[Generation] = []  # rows of _batch, in order
         self._waiting: list[Generation] = []  # not taken yet (no room)
@@ -236,26 +245,32 @@ class EngineWorker:
     def _admit(self) -> None:
         """Take newcomers, then prefill within this iteration's token budget: rows
         prefilled in chunks first (they were taken earlier), then a batch of fresh ones."""
-        self._take_newcomers()
-        budget = self._chunk_tokens or None  # None: no cap
+        budget = self._chunk_budget()
+        self._take_newcomers(budget)
         used = self._advance_chunks(budget)
         joining = self._next_fresh(None if budget is None else budget - used, used > 0)
         if joining:
             self._prefill_fresh(joining)
 
-    def _take_newcomers(self) -> None:
+    def _chunk_budget(self) -> int | None:
+        """Prompt tokens this iteration may prefill; None = no cap."""
+        if self._auto:
+            return self.timer.tokens(running=self._batch is not None)
+        return self._chunk_tokens or None
+
+    def _take_newcomers(self, budget: int | None) -> None:
         room = self._max_batch_size - len(self._running) - len(self._fresh) - len(self._prefilling)
         taken, self._waiting = self._waiting[: max(0, room)], self._waiting[max(0, room) :]
         for generation in taken:
-            if not self._start_own_row(generation):
+            if not self._start_own_row(generation, budget):
                 self._fresh.append(generation)
 
-    def _start_own_row(self, generation: Generation) -> bool:
+    def _start_own_row(self, generation: Generation, budget: int | None) -> bool:
         """Give `generation` its own one-row cache when it has a cached prefix or a prompt
-        longer than a chunk; False leaves it to the batched prefill."""
+        longer than this iteration's chunk; False leaves it to the batched prefill."""
         prompt = generation.prompt_ids
         match = self.prefix_cache.lookup(prompt) if self.prefix_cache is not None else None
-        long = 0 < self._chunk_tokens < len(prompt)
+        long = budget is not None and budget < len(prompt)
         if match is None and not long:
             return False
         room = len(prompt) + CHUNK_SPARE
@@ -282,10 +297,16 @@ class EngineWorker:
             generation = self._prefilling[0]
             assert generation.partial is not None
             prompt, done = generation.prompt_ids, generation.prefilled
-            count = len(prompt) - done if budget is None else min(len(prompt) - done, budget - used)
+            count = min(len(prompt) - done, PREFILL_MAX_TOKENS)
+            if budget is not None:
+                count = min(count, budget - used)
             failure: APIError | None = None
             try:
+                started = perf_counter()
                 logits = extend(self._model, generation.partial, prompt[done : done + count], done)
+                if self._auto:
+                    _settle(logits)  # a GPU runs it asynchronously: time the work, not the launch
+                    self.timer.record_chunk(perf_counter() - started, count)
                 generation.prefilled += count
                 if generation.prefilled == len(prompt):
                     mask_logits(logits, [generation])
@@ -359,9 +380,11 @@ class EngineWorker:
         assert self._batch is not None
         failure: APIError | None = None
         try:
+            started = perf_counter()
             logits = decode_step(self._model, self._batch)
             mask_logits(logits, self._running)
             chosen, ids = next_tokens(logits, [g.sampler for g in self._running])
+            self.timer.record_step(perf_counter() - started)  # ids are on the host: done
         except Exception as exc:  # the batch's cache is now suspect: fail it, keep the thread
             log.exception("decode step failed")
             failure = _generation_failed(exc)
@@ -428,6 +451,12 @@ class EngineWorker:
         for generation in generations:
             posts[generation.loop].append((generation, error))
         post(posts)
+
+
+def _settle(logits: torch.Tensor) -> None:
+    """Wait for the pass that produced `logits` (one element copied to the host)."""
+    if logits.device.type != "cpu":
+        logits[0, 0].item()
 
 
 def _generation_failed(exc: BaseException) -> APIError:
