@@ -20,7 +20,7 @@ TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*),/opt/wheels,https://downloa
 # Every installed version comes from the lock (hash-checked, no resolution at install
 # time); the project itself is installed editable without build isolation, so no
 # unlocked setuptools is fetched either. docs/development.md: how the lock is made.
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml setup.py $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --require-hashes --no-deps --find-links $(TORCH_WHEELS) -r $(LOCK)
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
